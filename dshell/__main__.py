@@ -1,0 +1,93 @@
+"""The process boundary: ``dshell`` and ``python -m dshell``.
+
+Decides the mode (one command, a runbook, lines on stdin, or the REPL), runs it, and turns
+what happened into an exit status. ``--version`` is answered before anything is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+GLOBAL_FLAGS = {"--debug"}
+GLOBAL_VALUED = {"--color"}
+
+
+def _split_globals(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Leading global options, then the rest."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in GLOBAL_FLAGS or any(arg.startswith(g + "=") for g in GLOBAL_VALUED):
+            i += 1
+        elif arg in GLOBAL_VALUED and i + 1 < len(argv):
+            i += 2
+        else:
+            break
+    return argv[:i], argv[i:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args in (["--version"], ["-V"]):
+        from . import __version__
+
+        sys.stdout.write(f"dshell {__version__}\n")
+        return 0
+    status = _run(args)
+    if argv is None:
+        sys.exit(status)
+    return status
+
+
+def _run(args: list[str]) -> int:
+    from .cli.main import VERBS, internal_error, invoke, stdout_closed
+    from .session import Env, Session
+
+    globals_, rest = _split_globals(args)
+    session = Session(env=Env())
+    session.debug = "--debug" in globals_
+    for g in globals_:
+        if g.startswith("--color"):
+            session.env.color = g.split("=", 1)[1] if "=" in g else globals_[globals_.index(g) + 1]
+    try:
+        if rest[:1] == ["-c"]:
+            from .runbook import run_text
+
+            if len(rest) < 2:
+                sys.stderr.write("dshell: error: -c needs a command string\n")
+                return 2
+            return run_text(session, rest[1], source="-c")
+        if (
+            rest
+            and rest[0] not in VERBS
+            and not rest[0].startswith("-")
+            and os.path.isfile(rest[0])
+        ):
+            from .runbook import run_file
+
+            return run_file(session, rest[0])
+        if (not rest and not globals_) or (not rest and globals_):
+            if session.env.stdin_isatty:
+                from .repl import run_repl
+
+                return run_repl(session)
+            from .runbook import run_stream
+
+            session.stdin_is_script = True
+            return run_stream(session, sys.stdin, source="<stdin>")
+        return invoke(session, args)
+    except BrokenPipeError:
+        stdout_closed()
+        return 141  # 128 + SIGPIPE, quietly, as a killed writer would
+    except KeyboardInterrupt:
+        sys.stderr.write("dshell: interrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the process boundary: a bug, reported once
+        return internal_error(session, exc)
+    finally:
+        session.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""run: launch tasks."""
+
+from __future__ import annotations
+
+import signal as signals
+
+from ..errors import DshellError, TaskExit, UsageError
+from ._click import click
+from .common import out_fmt, session_of
+from .options import parse_kv
+
+
+@click.command(context_settings={"allow_interspersed_args": False})
+@click.argument("command", nargs=-1)
+@click.option(
+    "--shell", "shell_cmd", metavar="STRING", help="Run STRING with /bin/sh -c instead of argv."
+)
+@click.option("--name", help="Task name (default: the command's basename).")
+@click.option("--cpus", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
+@click.option("--mem", default="64", show_default=True, help="Memory limit: MiB, or 512M, 2G.")
+@click.option("--disk", default=None, help="Disk: MiB, or 1G.")
+@click.option(
+    "--env", "-e", "env", multiple=True, metavar="K=V", help="Environment variable (repeatable)."
+)
+@click.option(
+    "--port",
+    "ports",
+    multiple=True,
+    metavar="NAME",
+    help="Ask for a host port, exported as PORT0…/PORT_<NAME>.",
+)
+@click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--role", help="Resource role (default: your user name).")
+@click.option("--label", "labels", multiple=True, metavar="K=V", help="Label (repeatable).")
+@click.option("--idempotency-key", metavar="KEY", help="The same key never launches twice.")
+@click.option(
+    "--on",
+    "on",
+    metavar="PATH",
+    help="Cluster to run on (default: the current mount, else /local).",
+)
+@click.option("-d", "--detach", is_flag=True, help="Print the task id(s) and return at once.")
+@click.option("-i", "--interactive", is_flag=True, help="Keep stdin open (with -t).")
+@click.option("-t", "--tty", is_flag=True, help="Give the task a terminal.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    command: tuple[str, ...],
+    shell_cmd: str | None,
+    name: str | None,
+    cpus: float,
+    mem: str,
+    disk: str | None,
+    env: tuple[str, ...],
+    ports: tuple[str, ...],
+    instances: int,
+    role: str | None,
+    labels: tuple[str, ...],
+    idempotency_key: str | None,
+    on: str | None,
+    detach: bool,
+    interactive: bool,
+    tty: bool,
+) -> None:
+    """Launch a task: `run [OPTIONS] -- CMD [ARGS…]` (argv, no shell) or `--shell 'STRING'`.
+
+    \b
+    Attached by default: output streams live and dshell exits with the task's status
+    (128+N if it died of signal N). Ctrl-C while attached KILLS the task. If dshell itself
+    fails while attached it exits 125. With -d the task id is printed and dshell returns.
+      dshell run -- echo hello
+      dshell run -d --name web --port http --instances 3 -- python3 -m http.server
+    """
+    from ..core import launch
+    from ..model import Resources, RunSpec
+
+    session = session_of(ctx)
+    if bool(command) == bool(shell_cmd):
+        raise UsageError("run: give a command after -- or --shell 'STRING' (not both)")
+    spec = RunSpec(
+        command=[shell_cmd] if shell_cmd else list(command),
+        shell=bool(shell_cmd),
+        name=name,
+        resources=Resources(
+            cpus=cpus,
+            mem=launch.parse_size(mem, "--mem"),
+            disk=launch.parse_size(disk, "--disk") if disk else 0.0,
+        ),
+        env=parse_kv(env, "--env"),
+        ports=list(ports),
+        instances=instances,
+        role=role,
+        labels=parse_kv(labels, "--label"),
+        idempotency_key=idempotency_key,
+        tty=tty or interactive,
+    )
+    mount = launch.launch_mount(session, on)
+    out, _ = out_fmt(session, None)
+    if spec.tty and not detach:
+        from .interactive import run_tty
+
+        session.attached = True
+        raise TaskExit(run_tty(session, mount, spec))
+    backend, tasks = launch.submit(session, mount, spec)
+    if detach:
+        for t in tasks:
+            out.write(t.id + "\n")
+        out.flush()
+        return
+    session.attached = True
+    raise TaskExit(follow(session, backend, tasks))
+
+
+def follow(session, backend, tasks) -> int:  # type: ignore[no-untyped-def]
+    """Stream each task's output, then return the highest status (as srun does)."""
+    from ..core import launch
+    from ..errors import status_from_wait
+    from ..render import Output
+
+    out = Output(session.env)
+    try:
+        statuses = []
+        for task in tasks:
+            for chunk in launch.attach(backend, task):
+                if chunk.stream == "stderr":
+                    session.env.stderr.flush()
+                    buf = getattr(session.env.stderr, "buffer", None)
+                    if buf is not None:
+                        buf.write(chunk.data)
+                        buf.flush()
+                    else:
+                        session.env.stderr.write(chunk.data.decode("utf-8", "replace"))
+                else:
+                    out.raw_bytes(chunk.data)
+            final = backend.wait_task(task.id)
+            statuses.append(status_from_wait(final.exit_code, final.signal))
+        return max(statuses) if statuses else 0
+    except KeyboardInterrupt:
+        for task in tasks:
+            try:
+                backend.kill(task.id)
+            except DshellError as exc:
+                out.error(f"could not kill {task.id}: {exc.message}")
+        out.error(f"interrupted: killed {', '.join(t.id for t in tasks)}")
+        return 128 + int(signals.SIGINT)

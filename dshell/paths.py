@@ -1,0 +1,59 @@
+"""Where dshell keeps its files (XDG), each overridable by an environment variable.
+
+- config (mount table, engine config): ``$DSHELL_CONFIG_DIR`` or ``$XDG_CONFIG_HOME/dshell``
+- state (history, engine database, sandboxes, logs): ``$DSHELL_STATE_DIR`` or
+  ``$XDG_STATE_HOME/dshell``
+- runtime (sockets, kept short: Unix socket paths are limited to ~108 bytes):
+  ``$DSHELL_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/dshell``, else ``/tmp/dshell-<uid>``
+
+Every function reads the environment when called (no module state), so tests that set the
+variables get their own directories.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def _xdg(var: str, default: str) -> Path:
+    base = os.environ.get(var)
+    return Path(base) if base else Path.home() / default
+
+
+def config_dir() -> Path:
+    override = os.environ.get("DSHELL_CONFIG_DIR")
+    return Path(override) if override else _xdg("XDG_CONFIG_HOME", ".config") / "dshell"
+
+
+def state_dir() -> Path:
+    override = os.environ.get("DSHELL_STATE_DIR")
+    return Path(override) if override else _xdg("XDG_STATE_HOME", ".local/state") / "dshell"
+
+
+def runtime_dir(create: bool = True) -> Path:
+    """The private runtime directory (mode 0700, owned by us), created on demand."""
+    override = os.environ.get("DSHELL_RUNTIME_DIR")
+    if override:
+        path = Path(override)
+    elif os.environ.get("XDG_RUNTIME_DIR"):
+        path = Path(os.environ["XDG_RUNTIME_DIR"]) / "dshell"
+    else:
+        path = Path(f"/tmp/dshell-{os.getuid()}")
+    if create:
+        ensure_private_dir(path)
+    return path
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` with mode 0700; refuse one owned by someone else or open to others."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise ConfigError(f"{path}: not a directory owned by uid {os.getuid()}; refusing to use it")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path

@@ -1,0 +1,329 @@
+"""The master's allocator: agents' resources, roles with weights, DRF, offers and ports.
+
+Mesos-shaped: the allocator owns what each agent has and what is allocated, orders roles by
+weighted dominant share (DRF, Ghodsi et al.), and *offers* an agent's free resources to the
+frameworks subscribed to a role; a framework answers with launches. Quotas and reservations
+will subtract from what is offered (``_offerable``), without changing this flow.
+
+Ports: a launch takes ports from its agent's ranges; each is test-bound before it is handed
+out, and a port freed by a finished task is not reused until the engine confirms that the
+task's processes are gone (:meth:`Allocator.free_ports`).
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from dshell.model import Agent, Resources
+
+from .config import AgentSpec, RoleConfig
+
+DEFAULT_ROLE = "*"
+
+
+@dataclass
+class AgentState:
+    """One logical agent: totals, allocation, ports in use."""
+
+    spec: AgentSpec
+    total: Resources
+    allocated: Resources = field(default_factory=Resources)
+    ports_held: set[int] = field(default_factory=set)
+    cursor: int = 0
+    tasks: set[str] = field(default_factory=set)
+
+    @property
+    def port_count(self) -> int:
+        return sum(hi - lo + 1 for lo, hi in self.spec.ports)
+
+    def free(self) -> Resources:
+        free = self.total - self.allocated
+        free.ports = self.port_count - len(self.ports_held)
+        return free
+
+
+@dataclass
+class RoleState:
+    name: str
+    weight: float = 1.0
+    allocated: Resources = field(default_factory=Resources)
+
+
+@dataclass
+class Offer:
+    """Free resources of one agent, offered to the frameworks of one role."""
+
+    id: str
+    agent_id: str
+    hostname: str
+    role: str
+    resources: Resources
+    attributes: dict[str, str]
+
+
+@dataclass
+class Launch:
+    """A framework's answer to an offer: run ``task_id`` with ``resources`` there."""
+
+    offer_id: str
+    task_id: str
+    resources: Resources
+
+
+@dataclass
+class Grant:
+    """An accepted launch: where it runs and the ports it got."""
+
+    task_id: str
+    agent_id: str
+    hostname: str
+    role: str
+    ports: list[int]
+
+
+class Framework(Protocol):
+    """What the allocator needs from a framework (the built-in one gets offers by call)."""
+
+    id: str
+
+    def demand(self) -> dict[str, int]:
+        """Roles with tasks waiting for resources, and how many."""
+        ...
+
+    def resource_offers(self, offers: list[Offer], max_tasks: int | None) -> list[Launch]:
+        """Accept some offers; return the launches (at most ``max_tasks``)."""
+        ...
+
+    def launch_refused(self, task_id: str, role: str, res: Resources) -> None:
+        """A launch could not be honoured (no port passed the test bind): take it back."""
+        ...
+
+
+def port_is_free(port: int) -> bool:
+    """Test-bind ``port`` on every address (TCP); TIME_WAIT does not count as taken."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("", port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+class Allocator:
+    """Agents, roles and the offer cycle."""
+
+    def __init__(self, agents: Iterable[AgentSpec], roles: dict[str, RoleConfig]) -> None:
+        self.agents: dict[str, AgentState] = {}
+        for spec in agents:
+            total = Resources(cpus=spec.cpus, mem=spec.mem, disk=spec.disk)
+            self.agents[spec.id] = AgentState(spec, total)
+        self.roles: dict[str, RoleState] = {
+            name: RoleState(name, cfg.weight) for name, cfg in roles.items()
+        }
+        self.task_place: dict[str, tuple[str, str, Resources]] = {}  # task -> agent, role, res
+        self.task_ports: dict[str, tuple[str, list[int]]] = {}
+        self._offer_ids = itertools.count(1)
+
+    # ---- roles and shares -----------------------------------------------------------------
+
+    def role(self, name: str) -> RoleState:
+        if name not in self.roles:
+            self.roles[name] = RoleState(name)
+        return self.roles[name]
+
+    def cluster_total(self) -> Resources:
+        total = Resources()
+        for agent in self.agents.values():
+            total = total + agent.total
+        return total
+
+    def share(self, role: str) -> float:
+        """Weighted dominant share of ``role`` (DRF)."""
+        state = self.role(role)
+        total = self.cluster_total()
+        parts = [
+            state.allocated.cpus / total.cpus if total.cpus else 0.0,
+            state.allocated.mem / total.mem if total.mem else 0.0,
+            state.allocated.disk / total.disk if total.disk else 0.0,
+        ]
+        return max(parts) / state.weight
+
+    # ---- feasibility ----------------------------------------------------------------------
+
+    def fits_ever(self, res: Resources) -> bool:
+        """Could ``res`` fit on some agent if it were empty?"""
+        return any(self._fits(res, a.total, a.port_count) for a in self.agents.values())
+
+    @staticmethod
+    def _fits(res: Resources, avail: Resources, ports: int) -> bool:
+        need = Resources(res.cpus, res.mem, res.disk, 0, res.gpus)
+        return need.fits_in(Resources(avail.cpus, avail.mem, avail.disk, 0, avail.gpus)) and (
+            res.ports <= ports
+        )
+
+    def explain(self, res: Resources) -> str:
+        """Why ``res`` does not fit now: the nearest agent and what it lacks."""
+        parts = []
+        for agent in self.agents.values():
+            free = agent.free()
+            short = [
+                f"{k} {getattr(res, k):g} > free {getattr(free, k):g}"
+                for k in ("cpus", "mem", "disk", "ports", "gpus")
+                if getattr(res, k) > getattr(free, k) + 1e-9
+            ]
+            parts.append(f"{agent.spec.id}: {', '.join(short) or 'no free port passed a test bind'}")
+        return "waiting for resources (" + "; ".join(parts[:4]) + ")"
+
+    # ---- the offer cycle ------------------------------------------------------------------
+
+    def _offerable(self, agent: AgentState) -> Resources:
+        return agent.free()  # quotas and reservations will be subtracted here
+
+    def offers_for(self, role: str) -> list[Offer]:
+        offers = []
+        for agent in self.agents.values():
+            free = self._offerable(agent)
+            if free.cpus > 1e-9 or free.mem > 1e-9:
+                offers.append(
+                    Offer(
+                        f"o{next(self._offer_ids)}",
+                        agent.spec.id,
+                        agent.spec.hostname,
+                        role,
+                        free,
+                        agent.spec.attributes,
+                    )
+                )
+        return offers
+
+    def cycle(self, frameworks: list[Framework]) -> list[Grant]:
+        """Offer to roles in DRF order until no framework accepts anything more."""
+        grants: list[Grant] = []
+        exhausted: set[str] = set()
+        while True:
+            wanting = {
+                role
+                for fw in frameworks
+                for role, n in fw.demand().items()
+                if n > 0 and role not in exhausted
+            }
+            if not wanting:
+                return grants
+            role = min(wanting, key=lambda r: (self.share(r), r))
+            # one role wanting: let it take everything in one pass; else one task, re-sort
+            max_tasks = None if len(wanting) == 1 else 1
+            accepted = self._offer_role(role, frameworks, max_tasks)
+            if not accepted:
+                exhausted.add(role)
+            grants.extend(accepted)
+
+    def _offer_role(
+        self, role: str, frameworks: list[Framework], max_tasks: int | None
+    ) -> list[Grant]:
+        grants: list[Grant] = []
+        for fw in frameworks:
+            if fw.demand().get(role, 0) <= 0:
+                continue
+            offers = {o.id: o for o in self.offers_for(role)}
+            if not offers:
+                break
+            for launch in fw.resource_offers(list(offers.values()), max_tasks):
+                offer = offers[launch.offer_id]
+                grant = self.allocate(launch.task_id, offer.agent_id, role, launch.resources)
+                if grant is not None:
+                    grants.append(grant)
+                else:
+                    fw.launch_refused(launch.task_id, role, launch.resources)
+            if grants and max_tasks is not None:
+                break
+        return grants
+
+    # ---- allocation -----------------------------------------------------------------------
+
+    def allocate(
+        self, task_id: str, agent_id: str, role: str, res: Resources, ports: list[int] | None = None
+    ) -> Grant | None:
+        """Allocate ``res`` on an agent (ports test-bound unless restoring known ones)."""
+        agent = self.agents[agent_id]
+        if ports is None:
+            if not self._fits(res, agent.free(), agent.free().ports):
+                return None
+            got = self._take_ports(agent, res.ports)
+            if got is None:
+                return None
+            ports = got
+        else:
+            agent.ports_held.update(ports)
+        taken = Resources(res.cpus, res.mem, res.disk, 0, res.gpus)
+        agent.allocated = agent.allocated + taken
+        agent.tasks.add(task_id)
+        self.role(role).allocated = self.role(role).allocated + taken
+        self.task_place[task_id] = (agent_id, role, taken)
+        self.task_ports[task_id] = (agent_id, ports)
+        return Grant(task_id, agent_id, agent.spec.hostname, role, ports)
+
+    def _take_ports(self, agent: AgentState, count: int) -> list[int] | None:
+        if count == 0:
+            return []
+        candidates = [p for lo, hi in agent.spec.ports for p in range(lo, hi + 1)]
+        got: list[int] = []
+        n = len(candidates)
+        for i in range(n):
+            port = candidates[(agent.cursor + i) % n]
+            if port in agent.ports_held or port in got or not port_is_free(port):
+                continue
+            got.append(port)
+            if len(got) == count:
+                agent.cursor = (candidates.index(port) + 1) % n
+                agent.ports_held.update(got)
+                return got
+        return None
+
+    def release(self, task_id: str) -> None:
+        """Give back a finished task's cpus/mem/disk (its ports stay held)."""
+        place = self.task_place.pop(task_id, None)
+        if place is None:
+            return
+        agent_id, role, taken = place
+        agent = self.agents.get(agent_id)
+        if agent is not None:
+            agent.allocated = agent.allocated - taken
+            agent.tasks.discard(task_id)
+        self.role(role).allocated = self.role(role).allocated - taken
+
+    def free_ports(self, task_id: str) -> None:
+        """The task's processes are all gone: its ports may be handed out again."""
+        held = self.task_ports.pop(task_id, None)
+        if held is None:
+            return
+        agent = self.agents.get(held[0])
+        if agent is not None:
+            agent.ports_held.difference_update(held[1])
+
+    # ---- views ----------------------------------------------------------------------------
+
+    def agent_views(self, used: dict[str, Resources]) -> list[Agent]:
+        return [
+            Agent(
+                id=a.spec.id,
+                hostname=a.spec.hostname,
+                backend="local",
+                total=Resources(a.total.cpus, a.total.mem, a.total.disk, a.port_count),
+                allocated=Resources(
+                    a.allocated.cpus, a.allocated.mem, a.allocated.disk, len(a.ports_held)
+                ),
+                used=used.get(a.spec.id, Resources()),
+                attributes=dict(a.spec.attributes),
+                port_ranges=list(a.spec.ports),
+                tasks=len(a.tasks),
+            )
+            for a in self.agents.values()
+        ]

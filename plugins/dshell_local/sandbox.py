@@ -1,0 +1,143 @@
+"""Task sandboxes: ``state_dir/sandboxes/<task_id>/`` with ``stdout`` and ``stderr``.
+
+Every path a client names is resolved inside one sandbox and checked by component
+(``os.path.realpath`` + ``os.path.commonpath``), never by string prefix: ``..``, absolute
+paths, a sibling such as ``<id>-evil`` and symlinks pointing outside are refused. Finished
+sandboxes are removed by age and while their total size exceeds the configured budget.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from dshell.errors import NotFoundError, UsageError
+from dshell.model import FileEntry
+
+log = logging.getLogger(__name__)
+
+STATUS_DIR = ".dshell"
+
+
+class SandboxError(Exception):
+    """A sandbox could not be created (full disk, unwritable directory)."""
+
+
+class Sandboxes:
+    """The directory holding every task's sandbox."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, task_id: str) -> Path:
+        return self.root / task_id
+
+    def create(self, task_id: str) -> Path:
+        """Make the sandbox and its empty output files; SandboxError on any OS failure."""
+        path = self.path(task_id)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o755, exist_ok=True)
+            (path / STATUS_DIR).mkdir(exist_ok=True)
+            for name in ("stdout", "stderr"):
+                with open(path / name, "ab"):
+                    pass
+        except OSError as exc:
+            raise SandboxError(f"cannot create sandbox {path}: {exc.strerror or exc}") from exc
+        return path
+
+    def resolve(self, task_id: str, rel: str) -> Path:
+        """The real path of ``rel`` inside the task's sandbox; UsageError if it escapes."""
+        if "\x00" in rel:
+            raise UsageError("path contains a NUL byte")
+        if os.path.isabs(rel):
+            raise UsageError(f"{rel!r}: absolute paths are not allowed in a sandbox")
+        if ".." in Path(rel).parts:
+            raise UsageError(f"{rel!r}: '..' is not allowed in a sandbox path")
+        base = os.path.realpath(self.path(task_id))
+        if not os.path.isdir(base):
+            raise NotFoundError(f"task {task_id}: sandbox is gone")
+        full = os.path.realpath(os.path.join(base, rel))
+        if os.path.commonpath([base, full]) != base:
+            raise UsageError(f"{rel!r}: path leads outside the sandbox of {task_id}")
+        return Path(full)
+
+    def list(self, task_id: str, rel: str) -> list[FileEntry]:
+        path = self.resolve(task_id, rel or ".")
+        try:
+            if not path.is_dir():
+                return [_entry(path.name, path.lstat())]
+            names = sorted(os.listdir(path))
+        except FileNotFoundError:
+            raise NotFoundError(f"{task_id}: no such file {rel!r}") from None
+        entries = []
+        for name in names:
+            try:
+                entries.append(_entry(name, os.lstat(path / name)))
+            except FileNotFoundError:
+                continue
+        return entries
+
+    def open_file(self, task_id: str, rel: str) -> tuple[Path, int]:
+        """A regular file inside the sandbox and its current size."""
+        path = self.resolve(task_id, rel)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise NotFoundError(f"{task_id}: no such file {rel!r}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{task_id}: {rel!r} is not a regular file")
+        return path, st.st_size
+
+    def remove(self, task_id: str) -> None:
+        shutil.rmtree(self.path(task_id), ignore_errors=True)
+
+    def gc(
+        self, finished: list[tuple[str, float]], max_age: float, max_bytes: float, now: float
+    ) -> list[str]:
+        """Remove finished sandboxes (``(task_id, finished_epoch)``, oldest first) by age and
+        total size; return the ids removed."""
+        removed: list[str] = []
+        sizes: dict[str, int] = {}
+        for task_id, _ in finished:
+            sizes[task_id] = _tree_size(self.path(task_id))
+        total = sum(sizes.values())
+        for task_id, finished_at in sorted(finished, key=lambda f: f[1]):
+            if now - finished_at > max_age or total > max_bytes:
+                self.remove(task_id)
+                total -= sizes[task_id]
+                removed.append(task_id)
+        return removed
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+            except OSError:
+                continue
+    return total
+
+
+def _entry(name: str, st: os.stat_result) -> FileEntry:
+    kind = "dir" if stat.S_ISDIR(st.st_mode) else "link" if stat.S_ISLNK(st.st_mode) else "file"
+    mtime = dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).isoformat().replace("+00:00", "Z")
+    return FileEntry(
+        name=name, kind=kind, size=st.st_size, mtime=mtime, mode=stat.filemode(st.st_mode)
+    )
+
+
+def write_safely(write: Callable[[], None]) -> str | None:
+    """Run ``write``; the error text if it failed with an OS error, else None."""
+    try:
+        write()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

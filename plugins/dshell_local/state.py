@@ -1,0 +1,212 @@
+"""The engine's durable state: SQLite in WAL mode, one writer (the engine), group commit.
+
+Durability choice (documented in docs/engine-api.md): ``synchronous=NORMAL`` in WAL mode. A
+commit reaches the WAL file before a request is answered, so everything acknowledged survives
+a crash of the engine process (``kill -9``, ``os._exit``); the last transactions may be lost
+on a power failure or kernel crash, which the engine accepts for launch throughput.
+
+Group commit: writes run at once on the event loop's thread inside an open transaction;
+``await store.commit()`` schedules one COMMIT for everything written during the current
+loop iteration and wakes every waiter when it is done. Reads on the same connection see the
+writes not yet committed, which is what the single writer wants (idempotency checks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    n INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    active INTEGER NOT NULL,
+    idem_key TEXT,
+    data BLOB NOT NULL,
+    runtime BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_active ON tasks(active) WHERE active = 1;
+CREATE INDEX IF NOT EXISTS tasks_idem ON tasks(idem_key) WHERE idem_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+"""
+SCHEMA_VERSION = "1"
+
+
+class StoreError(Exception):
+    """The database could not be written (full disk, I/O error)."""
+
+
+class Store:
+    """SQLite access for the engine. Not thread-safe: use it from the event loop only."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
+        )
+        self._in_tx = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self._scheduled = False
+        self._on_commit: list[Callable[[], None]] = []
+        self._on_rollback: list[Callable[[], None]] = []
+
+    def close(self) -> None:
+        if self._in_tx:
+            self._flush()
+        self._db.close()
+
+    # ---- writes ---------------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        if not self._in_tx:
+            self._db.execute("BEGIN")
+            self._in_tx = True
+
+    def put_task(
+        self, task_id: str, active: bool, idem_key: str | None, data: bytes, runtime: bytes
+    ) -> None:
+        """Insert or replace one task row (the creation order ``n`` is kept on update)."""
+        self._begin()
+        self._db.execute(
+            "INSERT INTO tasks(id, active, idem_key, data, runtime) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET active=excluded.active, data=excluded.data, "
+            "runtime=excluded.runtime",
+            (task_id, int(active), idem_key, data, runtime),
+        )
+
+    def put_event(self, seq: int, data: bytes) -> None:
+        self._begin()
+        self._db.execute("INSERT INTO events(seq, data) VALUES (?, ?)", (seq, data))
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._begin()
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+    def trim_events(self, keep: int) -> None:
+        self._begin()
+        self._db.execute(
+            "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?", (keep,)
+        )
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every successful commit (the event bus's watermark)."""
+        self._on_commit.append(callback)
+
+    def on_rollback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after a failed commit was rolled back."""
+        self._on_rollback.append(callback)
+
+    async def commit(self) -> None:
+        """Wait until everything written so far is committed (one COMMIT per loop pass)."""
+        if not self._in_tx and not self._scheduled:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        await fut
+
+    def commit_now(self) -> None:
+        """Commit synchronously (start-up and shutdown paths)."""
+        self._flush()
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        waiters, self._waiters = self._waiters, []
+        error: StoreError | None = None
+        if self._in_tx:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                log.error("commit failed: %s", exc)
+                error = StoreError(f"engine database write failed: {exc}")
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            self._in_tx = False
+        for callback in self._on_commit if error is None else self._on_rollback:
+            callback()
+        for fut in waiters:
+            if fut.done():
+                continue
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
+
+    # ---- reads ----------------------------------------------------------------------------
+
+    def active_tasks(self) -> list[tuple[bytes, bytes]]:
+        rows = self._db.execute(
+            "SELECT data, runtime FROM tasks WHERE active = 1 ORDER BY n"
+        ).fetchall()
+        return [(bytes(d), bytes(r)) for d, r in rows]
+
+    def task_json(self, task_id: str) -> bytes | None:
+        row = self._db.execute("SELECT data FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def task_runtime(self, task_id: str) -> bytes | None:
+        row = self._db.execute("SELECT runtime FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def all_tasks_json(self, limit: int | None = None) -> list[bytes]:
+        """Every task (newest last), or the newest ``limit``."""
+        if limit is None:
+            rows = self._db.execute("SELECT data FROM tasks ORDER BY n").fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT data FROM (SELECT n, data FROM tasks ORDER BY n DESC LIMIT ?) ORDER BY n",
+                (limit,),
+            ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def task_ids_with_prefix(self, prefix: str, limit: int = 50) -> list[str]:
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._db.execute(
+            "SELECT id FROM tasks WHERE id LIKE ? ESCAPE '\\' ORDER BY n LIMIT ?",
+            (escaped + "%", limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def ids_for_key(self, idem_key: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT id FROM tasks WHERE idem_key = ? ORDER BY n", (idem_key,)
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def last_task_id(self) -> str | None:
+        row = self._db.execute("SELECT id FROM tasks ORDER BY n DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def max_event_seq(self) -> int:
+        row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def events_after(self, seq: int, limit: int = 1000) -> list[tuple[int, bytes]]:
+        rows = self._db.execute(
+            "SELECT seq, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        ).fetchall()
+        return [(int(s), bytes(d)) for s, d in rows]
+
+    def finished_task_count(self) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM tasks WHERE active = 0").fetchone()
+        return int(row[0])
