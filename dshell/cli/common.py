@@ -18,7 +18,7 @@ def session_of(ctx: click.Context) -> Session:
         from ..session import Session
 
         obj = ctx.find_root().obj = Session()
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def out_fmt(

@@ -75,7 +75,7 @@ def follow_events(
             else:
                 from ..render import Format as F
 
-                out.document(item, F("jsonl") if name == "json" else fmt)
+                out.document(item, F("jsonl") if name in ("json", "jsonl") else fmt)
     if failed:
         from ..errors import PartialError
 

@@ -94,12 +94,12 @@ def run(
         idempotency_key=idempotency_key,
         tty=tty or interactive,
     )
+    session.attached = not detach  # from here on, dshell's own failures exit 125
     mount = launch.launch_mount(session, on)
     out, _ = out_fmt(session, None)
     if spec.tty and not detach:
         from .interactive import run_tty
 
-        session.attached = True
         raise TaskExit(run_tty(session, mount, spec))
     backend, tasks = launch.submit(session, mount, spec)
     if detach:
@@ -107,7 +107,6 @@ def run(
             out.write(t.id + "\n")
         out.flush()
         return
-    session.attached = True
     raise TaskExit(follow(session, backend, tasks))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from ..backend import Capability, TaskQuery, require
 from ..errors import TimeoutExpired
 from ..model import TERMINAL_STATES, TaskState
@@ -32,9 +34,13 @@ def ps(
 ) -> Fanned[Task]:
     """Tasks of every mount under ``path``, merged; finished ones only with ``query.all``."""
 
+    # Asking for a terminal state implies looking at finished tasks.
+    terminal = {s.value for s in TERMINAL_STATES}
+    wide = msgspec.structs.replace(query, all=True) if terminal & set(query.states) else query
+
     def call(backend, mount):  # type: ignore[no-untyped-def]
         require(backend, Capability.TASKS, "ps")
-        return [t for t in backend.list_tasks(query) if matches(t, query)]
+        return [t for t in backend.list_tasks(wide) if matches(t, query)]
 
     result = fan_out(session, target_mounts(session, path), call)
     result.rows = sort_rows(result.rows, sort_by or "created_at")

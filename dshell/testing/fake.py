@@ -27,7 +27,14 @@ from typing import Any
 import msgspec
 
 from ..backend import Backend, Capability, Mount, TaskQuery
-from ..errors import BackendError, NotFoundError, TimeoutExpired, UnreachableError, UsageError
+from ..errors import (
+    BackendError,
+    NotFoundError,
+    TimeoutExpired,
+    UnreachableError,
+    UnsupportedError,
+    UsageError,
+)
 from ..model import (
     TERMINAL_STATES,
     Agent,
@@ -97,6 +104,10 @@ class FakeBackend(Backend):
 
     # ---- storage ---------------------------------------------------------------------------
 
+    def _need(self, cap: Capability) -> None:
+        if cap not in self.capabilities:
+            raise UnsupportedError(self.name, cap.value)
+
     def _check(self) -> None:
         fail = self.mount.options.get("fail")
         if fail == "unreachable":
@@ -161,6 +172,7 @@ class FakeBackend(Backend):
     # ---- tasks -----------------------------------------------------------------------------------
 
     def submit(self, spec: RunSpec) -> list[Task]:
+        self._need(Capability.RUN)
         if not spec.command:
             raise UsageError("empty command")
         with self._state(write=True) as st:
@@ -210,6 +222,7 @@ class FakeBackend(Backend):
             self._move(st, task, TaskState.FAILED, "REASON_CONTAINER_LIMITATION_MEMORY")
 
     def kill(self, task_id: str, *, signal: int | None = None, grace: float | None = None) -> Task:
+        self._need(Capability.KILL)
         with self._state(write=True) as st:
             task = st.tasks.get(task_id)
             if task is None:
@@ -257,6 +270,7 @@ class FakeBackend(Backend):
             yield chunk.data
 
     def stats(self) -> list[TaskStats]:
+        self._need(Capability.STATS)
         return [
             TaskStats(
                 task_id=t.id,
