@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,52 @@ class PluginRef:
     provider: str  # distribution name, or "DSHELL_BACKENDS"
 
 
+def _path_key() -> list[list[object]]:
+    """What installing or removing a distribution changes: sys.path dirs and their mtimes."""
+    key: list[list[object]] = []
+    for entry in sys.path:
+        try:
+            key.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            key.append([entry, None])
+    return key
+
+
+def _entry_points() -> list[tuple[str, str, str]]:
+    """(name, target, distribution) of every installed backend.
+
+    Scanning distributions with importlib.metadata costs ~20 ms per command, so the result is
+    cached in the state dir, keyed on the mtimes of the sys.path directories (an install or
+    uninstall adds or removes a dist-info directory there, which changes them).
+    """
+    import json
+
+    from .paths import state_dir
+
+    cache = state_dir() / "plugins.cache.json"
+    key = _path_key()
+    try:
+        data = json.loads(cache.read_text(encoding="utf-8"))
+        if data.get("key") == key:
+            return [tuple(row) for row in data["entry_points"]]  # type: ignore[misc]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from importlib.metadata import entry_points
+
+    rows = [
+        (ep.name, ep.value, getattr(ep.dist, "name", None) or "?")
+        for ep in entry_points(group=GROUP)
+    ]
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "entry_points": rows}), encoding="utf-8")
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only state dir only costs the scan next time
+    return rows
+
+
 @dataclass
 class Registry:
     """The backends of one session, and the live backend instance of each mount."""
@@ -40,12 +87,9 @@ class Registry:
 
     @classmethod
     def discover(cls, environ: dict[str, str] | None = None) -> Registry:
-        from importlib.metadata import entry_points
-
         reg = cls()
-        for ep in entry_points(group=GROUP):
-            dist = getattr(ep.dist, "name", None) or "?"
-            reg.refs.setdefault(ep.name, PluginRef(ep.name, ep.value, dist))
+        for name, target, dist in _entry_points():
+            reg.refs.setdefault(name, PluginRef(name, target, dist))
         extra = (environ if environ is not None else os.environ).get("DSHELL_BACKENDS", "")
         for item in filter(None, (s.strip() for s in extra.split(","))):
             name, sep, target = item.partition("=")

@@ -136,3 +136,20 @@ def test_help_verb(cli) -> None:
     assert "Verbs" in cli("help").stdout
     assert "--grace" in cli("help kill").stdout
     assert "--dry-run" in cli("help svc deploy").stdout
+
+
+def test_plugin_discovery_cache_follows_installs(dshell_dirs, monkeypatch) -> None:
+    """The entry-point cache is keyed on sys.path mtimes: a new install is seen at once."""
+    from dshell import plugins
+
+    first = plugins._entry_points()
+    assert ("local", "dshell_local.backend:LocalBackend", "dshell") in first
+    cache = dshell_dirs.state / "plugins.cache.json"
+    assert cache.exists()
+    calls = []
+    import importlib.metadata as md
+
+    monkeypatch.setattr(md, "entry_points", lambda **kw: calls.append(kw) or [])
+    assert plugins._entry_points() == first and calls == []  # served from the cache
+    monkeypatch.setattr(plugins, "_path_key", lambda: [["changed", 1]])
+    assert plugins._entry_points() == [] and calls  # key changed: scanned again
