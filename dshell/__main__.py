@@ -34,7 +34,12 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(f"dshell {__version__}\n")
         return 0
-    status = _run(args)
+    if args[:1] == ["__complete"]:  # shell completion's live values: fast, never a traceback
+        from .completion import complete_main
+
+        status = complete_main(args[1:])
+    else:
+        status = _run(args)
     if argv is None:
         sys.exit(status)
     return status

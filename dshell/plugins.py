@@ -58,7 +58,7 @@ def _entry_points() -> list[tuple[str, str, str]]:
     try:
         data = json.loads(cache.read_text(encoding="utf-8"))
         if data.get("key") == key:
-            return [tuple(row) for row in data["entry_points"]]  # type: ignore[misc]
+            return [tuple(row) for row in data["entry_points"]]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     from importlib.metadata import entry_points

@@ -27,7 +27,7 @@ def engine() -> None:
 @click.pass_context
 def start(ctx: click.Context, output: str | None, quiet: bool, raw: bool) -> None:
     """Start the engine daemon if it is not running; re-adopts tasks left running."""
-    from dshell_local import control
+    import dshell_local.control as control
 
     _show(ctx, control.start(wait=True), output)
 
@@ -45,7 +45,7 @@ def stop(ctx: click.Context, kill_tasks: bool, output: str | None, quiet: bool, 
 
     Tasks keep running unless --kill-tasks; the next start re-adopts them.
     """
-    from dshell_local import control
+    import dshell_local.control as control
 
     _show(ctx, control.stop(kill_tasks=kill_tasks), output)
 
@@ -55,6 +55,6 @@ def stop(ctx: click.Context, kill_tasks: bool, output: str | None, quiet: bool, 
 @click.pass_context
 def status(ctx: click.Context, output: str | None, quiet: bool, raw: bool) -> None:
     """pid, version, socket, state dir, agents and the isolation in force."""
-    from dshell_local import control
+    import dshell_local.control as control
 
     _show(ctx, control.status(), output)

@@ -35,6 +35,10 @@ def exec_(
     from ..core.refs import resolve_tasks
 
     session = session_of(ctx)
+    if command[:1] == ("--",):  # `exec REF -- CMD`: click keeps the -- after a positional
+        command = command[1:]
+    if not command:
+        raise click.UsageError("exec: missing COMMAND after --")
     tref = resolve_tasks(session, [ref], finished=False, one=True)[0]
     require(tref.backend, Capability.EXEC, "exec")
     if tty or interactive:

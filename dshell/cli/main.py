@@ -128,6 +128,8 @@ def invoke(session: Any, argv: list[str], *, prog: str = "dshell") -> int:
         return int(code)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except SystemExit as exc:  # click exits 1 itself when stdout is a closed pipe (EPIPE)
+        return exc.code if isinstance(exc.code, int) else int(ExitCode.ERROR)
     except click.ClickException as exc:
         exc.show(file=session.env.stderr)
         return int(ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code)

@@ -1,0 +1,317 @@
+# bash completion for dshell. Generated from the command tree by
+#   python -m dshell.completion --write completions/
+# Do not edit: regenerate. Install: `source <(dshell completion bash)` in ~/.bashrc, or copy
+# this file to ~/.local/share/bash-completion/completions/dshell.
+# Verbs, sub-verbs and options are below; live values (task ids, services, agents, namespace
+# paths) come from `dshell __complete KIND PREFIX`, which answers within about a second.
+
+# The command at PATH ($1): its sub-verbs (and their descriptions), options, options
+# that take a value, and whether options may follow arguments.
+_dshell_node() {
+    _dshell_subs= _dshell_opts= _dshell_vopts= _dshell_inter=1
+    _dshell_descs=()
+    case "$1" in
+        '')
+            _dshell_subs='ps inspect run exec kill top svc mount umount ls cd pwd cat tail nodes events wait backends engine completion help'
+            _dshell_descs=('ps:List tasks of every mount under PATH (default: the current path).' 'inspect:Show one task (id, unique prefix or path) with its full state history.' 'run:Launch a task: `run [OPTIONS] -- CMD [ARGS…]` (argv, no shell) or...' 'exec:Run COMMAND in a running task'\''s sandbox, environment and cgroups.' 'kill:Stop tasks: SIGTERM to the task'\''s session, the grace period, then...' 'top:Live view of agents and tasks with CPU %, RSS and allocated vs used.' 'svc:Long-running services: deploy, scale, restart, roll back, wait...' 'mount:Attach a cluster at TARGET; bare `mount` lists the mount table.' 'umount:Detach the cluster mounted at TARGET.' 'ls:List a namespace directory (/, a mount, its tasks, agents, svc,...' 'cd:Change the current namespace path (the REPL and runbooks keep it...' 'pwd:Print the current namespace path.' 'cat:Print files of task sandboxes (`cat /local/tasks/ID/stdout`, or...' 'tail:Print the end of a task'\''s output (a sandbox path or a task id); -f...' 'nodes:List the agents (nodes) of every mount under PATH with total,...' 'events:Stream state changes of every mount under PATH, each with its...' 'wait:Wait until each task reaches a state; print the tasks.' 'backends:List backend plugins (entry points in group dshell.backends) with...' 'engine:Control the embedded engine (the /local cluster).' 'completion:Print a completion script: `source <(dshell completion bash)`.' 'help:List verbs, or show the help of one (`help svc deploy`).')
+            _dshell_opts='--version --debug --color -h --help'
+            _dshell_vopts='--color'
+            ;;
+        'ps')
+            _dshell_opts='--state --service -w --watch --sort-by -l --selector -a --all --limit -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--state --service --sort-by -l --selector --limit -o --output'
+            ;;
+        'inspect')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'run')
+            _dshell_opts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label --idempotency-key --on -d --detach -i --interactive -t --tty -h --help'
+            _dshell_vopts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label --idempotency-key --on'
+            _dshell_inter=0
+            ;;
+        'exec')
+            _dshell_opts='-i --interactive -t --tty --env -e -h --help'
+            _dshell_vopts='--env -e'
+            _dshell_inter=0
+            ;;
+        'kill')
+            _dshell_opts='-s --signal --grace --scale -y --yes -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-s --signal --grace -o --output'
+            ;;
+        'top')
+            _dshell_opts='-n --iterations -d --delay -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-n --iterations -d --delay -o --output'
+            ;;
+        'svc')
+            _dshell_subs='abort deploy endpoints logs ls pause restart resume rm rollback scale start status stop versions'
+            _dshell_descs=('abort:Abort the running deployment where it is.' 'deploy:Deploy (or update) a service from flags `--name N -- CMD` or a spec...' 'endpoints:host:port of each instance per named port.' 'logs:Output of every instance, merged (each line prefixed with its...' 'ls:List services of every mount under PATH.' 'pause:Pause the running deployment.' 'restart:Restart every instance, rolling.' 'resume:Resume a paused deployment.' 'rm:Stop a service and forget it.' 'rollback:Go back to the previous (or --to) version.' 'scale:Set the number of instances.' 'start:Start a stopped service at its instance count.' 'status:Show a service: instances, health, version and its current deployment.' 'stop:Stop every instance; the service stays defined (svc start brings it...' 'versions:List the versions of a service.')
+            _dshell_opts='-h --help'
+            ;;
+        'svc abort')
+            _dshell_opts='--wait --no-wait --timeout -h --help'
+            _dshell_vopts='--timeout'
+            ;;
+        'svc deploy')
+            _dshell_opts='-f --file --name --instances --dry-run --force --wait --no-wait --timeout -h --help'
+            _dshell_vopts='-f --file --name --instances --timeout'
+            _dshell_inter=0
+            ;;
+        'svc endpoints')
+            _dshell_opts='--wait --no-wait --timeout -h --help'
+            _dshell_vopts='--timeout'
+            ;;
+        'svc logs')
+            _dshell_opts='--wait --no-wait --timeout -f --follow -h --help'
+            _dshell_vopts='--timeout'
+            ;;
+        'svc ls')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'svc pause')
+            _dshell_opts='--wait --no-wait --timeout -h --help'
+            _dshell_vopts='--timeout'
+            ;;
+        'svc restart')
+            _dshell_opts='--wait --no-wait --timeout -h --help'
+            _dshell_vopts='--timeout'
+            ;;
+        'svc resume')
+            _dshell_opts='--wait --no-wait --timeout -h --help'
+            _dshell_vopts='--timeout'
+            ;;
+        'svc rm')
+            _dshell_opts='--wait --no-wait --timeout -h --help'
+            _dshell_vopts='--timeout'
+            ;;
+        'svc rollback')
+            _dshell_opts='--wait --no-wait --timeout --to -h --help'
+            _dshell_vopts='--timeout --to'
+            ;;
+        'svc scale')
+            _dshell_opts='--wait --no-wait --timeout -h --help'
+            _dshell_vopts='--timeout'
+            ;;
+        'svc start')
+            _dshell_opts='--wait --no-wait --timeout -h --help'
+            _dshell_vopts='--timeout'
+            ;;
+        'svc status')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'svc stop')
+            _dshell_opts='--wait --no-wait --timeout -h --help'
+            _dshell_vopts='--timeout'
+            ;;
+        'svc versions')
+            _dshell_opts='--wait --no-wait --timeout -h --help'
+            _dshell_vopts='--timeout'
+            ;;
+        'mount')
+            _dshell_opts='-t --type -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-t --type -o --output'
+            ;;
+        'umount')
+            _dshell_opts='-h --help'
+            ;;
+        'ls')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'cd')
+            _dshell_opts='-h --help'
+            ;;
+        'pwd')
+            _dshell_opts='-h --help'
+            ;;
+        'cat')
+            _dshell_opts='--stderr -h --help'
+            ;;
+        'tail')
+            _dshell_opts='-f --follow -n --lines --stderr -h --help'
+            _dshell_vopts='-n --lines'
+            ;;
+        'nodes')
+            _dshell_opts='--sort-by -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--sort-by -o --output'
+            ;;
+        'events')
+            _dshell_opts='--since --no-follow -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--since -o --output'
+            ;;
+        'wait')
+            _dshell_opts='--for --timeout -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--for --timeout -o --output'
+            ;;
+        'backends')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'engine')
+            _dshell_subs='start status stop'
+            _dshell_descs=('start:Start the engine daemon if it is not running; re-adopts tasks left...' 'status:pid, version, socket, state dir, agents and the isolation in force.' 'stop:Stop the engine daemon.')
+            _dshell_opts='-h --help'
+            ;;
+        'engine start')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'engine status')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'engine stop')
+            _dshell_opts='--kill-tasks -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'completion')
+            _dshell_opts='-h --help'
+            ;;
+        'help')
+            _dshell_opts='-h --help'
+            ;;
+        *) return 1 ;;
+    esac
+}
+
+# The kind of the value of an option ($2) or of positional argument @N of PATH ($1).
+_dshell_value() {
+    case "$1|$2" in
+        '|--color') _dshell_kind='choice auto always never' ;;
+        'ps|--state') _dshell_kind='choice STAGING STARTING RUNNING KILLING FINISHED FAILED KILLED LOST ERROR' ;;
+        'ps|--service') _dshell_kind='service' ;;
+        'ps|-o' | 'ps|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'ps|@0') _dshell_kind='path' ;;
+        'inspect|-o' | 'inspect|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'inspect|@0') _dshell_kind='ref' ;;
+        'run|--on') _dshell_kind='path' ;;
+        'run|@'*) _dshell_kind='command' ;;
+        'exec|@0') _dshell_kind='ref' ;;
+        'exec|@'*) _dshell_kind='command' ;;
+        'kill|-s' | 'kill|--signal') _dshell_kind='choice TERM KILL HUP INT QUIT USR1 USR2 STOP CONT' ;;
+        'kill|-o' | 'kill|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'kill|@'*) _dshell_kind='ref' ;;
+        'top|-o' | 'top|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'top|@0') _dshell_kind='path' ;;
+        'svc abort|@0') _dshell_kind='service' ;;
+        'svc deploy|-f' | 'svc deploy|--file') _dshell_kind='file' ;;
+        'svc deploy|@'*) _dshell_kind='command' ;;
+        'svc endpoints|@0') _dshell_kind='service' ;;
+        'svc logs|@0') _dshell_kind='service' ;;
+        'svc ls|-o' | 'svc ls|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'svc ls|@0') _dshell_kind='path' ;;
+        'svc pause|@0') _dshell_kind='service' ;;
+        'svc restart|@0') _dshell_kind='service' ;;
+        'svc resume|@0') _dshell_kind='service' ;;
+        'svc rm|@0') _dshell_kind='service' ;;
+        'svc rollback|@0') _dshell_kind='service' ;;
+        'svc scale|@0') _dshell_kind='service' ;;
+        'svc start|@0') _dshell_kind='service' ;;
+        'svc status|-o' | 'svc status|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'svc status|@0') _dshell_kind='service' ;;
+        'svc stop|@0') _dshell_kind='service' ;;
+        'svc versions|@0') _dshell_kind='service' ;;
+        'mount|-t' | 'mount|--type') _dshell_kind='backend' ;;
+        'mount|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'mount|@1') _dshell_kind='path' ;;
+        'umount|@0') _dshell_kind='mount' ;;
+        'ls|-o' | 'ls|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'ls|@0') _dshell_kind='path' ;;
+        'cd|@0') _dshell_kind='path' ;;
+        'cat|@'*) _dshell_kind='ref' ;;
+        'tail|@0') _dshell_kind='ref' ;;
+        'nodes|-o' | 'nodes|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'nodes|@0') _dshell_kind='path' ;;
+        'events|-o' | 'events|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'events|@0') _dshell_kind='path' ;;
+        'wait|--for') _dshell_kind='choice STAGING STARTING RUNNING KILLING FINISHED FAILED KILLED LOST ERROR' ;;
+        'wait|-o' | 'wait|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'wait|@'*) _dshell_kind='ref' ;;
+        'backends|-o' | 'backends|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'engine start|-o' | 'engine start|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'engine status|-o' | 'engine status|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'engine stop|-o' | 'engine stop|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'completion|@0') _dshell_kind='choice bash zsh fish' ;;
+        'help|@'*) _dshell_kind='verb' ;;
+    esac
+}
+
+# Reads the words between `dshell` and the cursor: sets _dshell_path (the verb path),
+# _dshell_npos (positional arguments seen), _dshell_expect (an option waiting for its value)
+# and _dshell_dashdash (options have ended). Fails on an unknown verb.
+_dshell_scan() {
+    _dshell_path= _dshell_npos=0 _dshell_expect= _dshell_dashdash=0
+    _dshell_node ""
+    local w
+    for w in "$@"; do
+        if [ -n "$_dshell_expect" ]; then
+            [ "$w" = "=" ] && continue  # bash splits --option=value at the '='
+            _dshell_expect=
+            continue
+        fi
+        if [ "$_dshell_dashdash" = 0 ]; then
+            case "$w" in
+                --) _dshell_dashdash=1; continue ;;
+                -?*)
+                    case " $_dshell_vopts " in *" $w "*) _dshell_expect=$w ;; esac
+                    continue ;;
+            esac
+        fi
+        if [ -n "$_dshell_subs" ] && [ "$_dshell_npos" = 0 ]; then
+            case " $_dshell_subs " in
+                *" $w "*)
+                    _dshell_path=${_dshell_path:+$_dshell_path }$w
+                    _dshell_node "$_dshell_path"
+                    continue ;;
+                *) return 1 ;;
+            esac
+        fi
+        _dshell_npos=$((_dshell_npos + 1))
+        [ "$_dshell_inter" = 0 ] && _dshell_dashdash=1
+    done
+    return 0
+}
+
+# What the word at the cursor ($1) is: sets _dshell_kind to sub, option, "choice A B…", file,
+# command, verb, a live kind, or nothing.
+_dshell_want() {
+    _dshell_kind=
+    if [ -n "$_dshell_expect" ]; then
+        _dshell_value "$_dshell_path" "$_dshell_expect"
+        return 0
+    fi
+    if [ "$_dshell_dashdash" = 0 ]; then
+        case "$1" in -*) _dshell_kind=option; return 0 ;; esac
+    fi
+    if [ -n "$_dshell_subs" ] && [ "$_dshell_npos" = 0 ]; then
+        _dshell_kind=sub
+        return 0
+    fi
+    _dshell_value "$_dshell_path" "@$_dshell_npos"
+}
+
+_dshell() {
+    local cur=${COMP_WORDS[COMP_CWORD]}
+    COMPREPLY=()
+    [ "$cur" = "=" ] && cur=
+    _dshell_scan "${COMP_WORDS[@]:1:COMP_CWORD-1}" || return 0
+    _dshell_want "$cur"
+    case "$_dshell_kind" in
+        sub) COMPREPLY=($(compgen -W "$_dshell_subs" -- "$cur")) ;;
+        option) COMPREPLY=($(compgen -W "$_dshell_opts" -- "$cur")) ;;
+        "choice "*) COMPREPLY=($(compgen -W "${_dshell_kind#choice }" -- "$cur")) ;;
+        verb) _dshell_node ""; COMPREPLY=($(compgen -W "$_dshell_subs" -- "$cur")) ;;
+        file|command)
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=($(compgen -f -- "$cur")) ;;
+        path|ref|task|service|agent|mount|backend)
+            local IFS=$'\n'
+            COMPREPLY=($(command dshell __complete "$_dshell_kind" "$cur" 2>/dev/null))
+            case "${COMPREPLY[*]}" in */|*/$'\n'*) compopt -o nospace 2>/dev/null ;; esac ;;
+    esac
+    return 0
+}
+
+complete -F _dshell dshell
