@@ -1,0 +1,192 @@
+"""Embedded-engine benchmark (issue 3). Prints figures as ratios to baselines measured in the
+same run; asserts nothing (machines here are shared and noisy).
+
+1. Launch throughput: 1,000 `/bin/true` tasks through the engine (submitted as one batch and
+   as 1,000 single requests from 8 client threads) vs raw `os.posix_spawn` of 1,000
+   `/bin/true` — with isolation (cgroups) on and off. Goal: >= 0.5 of raw.
+2. Memory: PSS of the engine plus its executor with 1,000 running `sleep` tasks. Goal <= 150 MB.
+3. `dshell ps -o tsv` wall time with 1,000 and 10,000 tasks in history vs `python -c pass`.
+   Goals: <= 150 ms and <= 400 ms.
+
+    python bench/engine.py [--tasks 1000] [--history 10000] [--skip-history]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def raw_spawn_rate(n: int) -> float:
+    """Sequential posix_spawn + waitpid of /bin/true: spawns per second."""
+    t0 = time.perf_counter()
+    for _ in range(n):
+        pid = os.posix_spawn("/bin/true", ["/bin/true"], {})
+        os.waitpid(pid, 0)
+    return n / (time.perf_counter() - t0)
+
+
+class Engine:
+    """A private engine in temp dirs, stopped (with its tasks) on exit."""
+
+    def __init__(self, isolation: bool) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="dbe", dir="/tmp"))
+        self.env = {
+            "DSHELL_CONFIG_DIR": str(self.tmp / "c"),
+            "DSHELL_STATE_DIR": str(self.tmp / "s"),
+            "DSHELL_RUNTIME_DIR": str(self.tmp / "r"),
+        }
+        if not isolation:
+            self.env["DSHELL_ISOLATION"] = "none"
+        (self.tmp / "c").mkdir()
+        # One big agent so 1,000 concurrent tasks all fit (allocation is what we measure).
+        (self.tmp / "c" / "engine.toml").write_text(
+            "[[agents]]\nhostname = \"bench\"\ncpus = 4000\nmem = 4000000\ndisk = 100000\n"
+            "ports = [[31000, 32000]]\n"
+        )
+
+    def __enter__(self) -> Engine:
+        os.environ.update(self.env)
+        from dshell_local import control
+
+        control.start(wait=True)
+        self.client = control.client(timeout=600)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from dshell_local import control
+
+        control.stop(kill_tasks=True)
+        for key in self.env:
+            os.environ.pop(key, None)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def wait_all_done(self, ids: set[str], timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            active = {t.id for t in self.client.list_tasks()}
+            if not ids & active:
+                return
+            time.sleep(0.05)
+        raise SystemExit("tasks did not finish in time")
+
+
+def engine_rate(n: int, isolation: bool, mode: str) -> float:
+    from dshell.model import Resources, RunSpec
+
+    spec = RunSpec(command=["/bin/true"], resources=Resources(cpus=0.001, mem=1))
+    with Engine(isolation) as eng:
+        t0 = time.perf_counter()
+        if mode == "batch":
+            import msgspec
+
+            tasks = eng.client.submit(msgspec.structs.replace(spec, instances=n))
+        else:
+            from dshell_local import control
+
+            def one(_: int) -> list:  # type: ignore[type-arg]
+                with control.client(timeout=600) as c:
+                    return c.submit(spec)
+
+            with ThreadPoolExecutor(8) as pool:
+                tasks = [t for ts in pool.map(one, range(n)) for t in ts]
+        eng.wait_all_done({t.id for t in tasks})
+        return n / (time.perf_counter() - t0)
+
+
+def pss_mb(pids: list[int]) -> float:
+    import psutil
+
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_full_info().pss
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+def memory(n: int) -> float:
+    import msgspec
+
+    from dshell.model import Resources, RunSpec
+
+    with Engine(isolation=True) as eng:
+        spec = RunSpec(command=["sleep", "600"], resources=Resources(cpus=0.001, mem=1), instances=n)
+        eng.client.submit(spec)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            running = eng.client.list_tasks(states=["RUNNING"])
+            if len(running) >= n:
+                break
+            time.sleep(0.2)
+        st = eng.client.status()
+        pids = [st.pid] + ([st.executor.pid] if getattr(st, "executor", None) else [])
+        time.sleep(1)
+        del msgspec
+        return pss_mb(pids)
+
+
+def median_ms(argv: list[str], env: dict[str, str], n: int = 11) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, env=env, check=False)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def ps_times(history: list[int]) -> list[tuple[int, float, float]]:
+    from dshell.model import Resources, RunSpec
+
+    rows = []
+    with Engine(isolation=False) as eng:
+        done = 0
+        env = {**os.environ}
+        for target in history:
+            spec = RunSpec(command=["/bin/true"], resources=Resources(cpus=0.001, mem=1),
+                           instances=target - done)
+            tasks = eng.client.submit(spec)
+            eng.wait_all_done({t.id for t in tasks})
+            done = target
+            base = median_ms([sys.executable, "-c", "pass"], env)
+            ps_all = median_ms([sys.executable, "-m", "dshell", "ps", "-a", "-o", "tsv"], env, 7)
+            ps = median_ms([sys.executable, "-m", "dshell", "ps", "-o", "tsv"], env)
+            rows.append((target, base, ps))
+            print(f"  history {target:>6}: python -c pass {base:6.1f} ms | dshell ps -o tsv "
+                  f"{ps:6.1f} ms ({ps / base:4.1f}x) | ps -a (all {target} rows) {ps_all:6.1f} ms")
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", type=int, default=1000)
+    ap.add_argument("--history", type=int, default=10000)
+    ap.add_argument("--skip-history", action="store_true")
+    args = ap.parse_args()
+    n = args.tasks
+    print(f"== launch throughput, {n} x /bin/true")
+    raw = raw_spawn_rate(n)
+    print(f"  raw posix_spawn+wait: {raw:7.0f}/s (baseline)")
+    for iso in (True, False):
+        for mode in ("batch", "single"):
+            rate = engine_rate(n, iso, mode)
+            print(f"  engine isolation={'on ' if iso else 'off'} {mode:6}: {rate:7.0f}/s "
+                  f"= {rate / raw:4.2f} of raw (goal >= 0.5)")
+    print(f"== memory with {n} running sleep tasks")
+    print(f"  engine + executor PSS: {memory(n):6.1f} MB (goal <= 150 MB)")
+    if not args.skip_history:
+        print("== dshell ps -o tsv with tasks in history")
+        ps_times(sorted({1000, args.history}))
+
+
+if __name__ == "__main__":
+    main()
