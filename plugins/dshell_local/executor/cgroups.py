@@ -1,0 +1,348 @@
+"""Per-task cgroups: create with limits, place a child before it execs, read counters, remove.
+
+How a child gets into its cgroups before exec: the executor's main thread moves *itself* into
+the task's cgroups (v1: its thread id into each ``tasks`` file, so the status-writer thread stays
+home; v2: ``cgroup.procs``), calls ``posix_spawn`` (the child inherits the forking thread's
+cgroups), and moves back. A pipelined burst of spawns hops from task to task and goes home once,
+so a task costs one ``tasks`` write per hierarchy. Three consequences, each handled:
+
+- ``pids.max``: the executor's thread counts while inside, so the task can have N-1 processes
+  until it leaves, and never more than N. Only for N = 1 (where the spawn itself would fail;
+  on v2, where all the executor's threads move, always) is the group created with more room and
+  lowered to N right after the spawn, before leaving (lowering below the current count is
+  allowed and blocks further forks).
+- ``cpu``: the quota is written after the spawn, so a tiny quota can never throttle the executor.
+- ``memory``: the limit must hold from the first page, so it is written before; while inside,
+  the memcg OOM killer could pick the executor (it ranks by RSS, not by charge), so the executor
+  runs with ``oom_score_adj = -1000`` and the spawner restores the child's own value. Where
+  that is not permitted (no CAP_SYS_RESOURCE, as in these sandboxes) the executor instead leaves
+  the memory cgroup first, right after ``posix_spawn`` returns, shrinking the window to a few
+  microseconds after exec (and limits below 4 MB, where exec itself would OOM, are refused).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+
+from .cgdiscover import Discovery, Hierarchy
+from .protocol import Isolation, Limits
+
+log = logging.getLogger("dshell.executor")
+
+_CFS_PERIOD_US = 100_000
+_MIN_QUOTA_US = 1_000  # the kernel's minimum cfs quota
+
+
+class TaskCgroup:
+    """The cgroup directories of one task: controller name → directory."""
+
+    __slots__ = ("paths",)
+
+    def __init__(self, paths: dict[str, str]) -> None:
+        self.paths = paths
+
+    def dirs(self) -> list[str]:
+        """Distinct directories (co-mounted controllers share one)."""
+        return list(dict.fromkeys(self.paths.values()))
+
+
+class Cgroups:
+    """Cgroup operations for one executor (v1 or v2), with the home and parent dirs cached."""
+
+    def __init__(self, found: Discovery) -> None:
+        self.kind = found.kind
+        self.v2 = found.kind == "cgroup-v2"
+        self.detail = found.detail
+        self._hier: list[Hierarchy] = found.hierarchies
+        self.controllers = sorted(c for h in self._hier for c in h.controllers)
+        self._tid = str(os.getpid()).encode()  # the main thread's id is the pid
+        enter_file = "cgroup.procs" if self.v2 else "tasks"
+        self._enter_file = enter_file
+        self._home_fds = [
+            os.open(os.path.join(h.home, enter_file), os.O_WRONLY) for h in self._hier
+        ]
+        self._inside = False
+        self.early_memory_leave = False  # set when the executor could not get oom_score_adj -1000
+        self._mem_home = next(
+            (
+                fd
+                for h, fd in zip(self._hier, self._home_fds, strict=True)
+                if "memory" in h.controllers
+            ),
+            None,
+        )
+        mem = self._dir_of("memory")
+        self._memsw = mem is not None and os.path.exists(mem + "/memory.memsw.limit_in_bytes")
+
+    def _dir_of(self, ctl: str) -> str | None:
+        for h in self._hier:
+            if ctl in h.controllers:
+                return h.parent
+        return None
+
+    def isolation(self) -> Isolation:
+        """What ``hello`` reports."""
+        return Isolation(kind=self.kind, controllers=self.controllers, detail=self.detail)
+
+    def parents(self) -> list[str]:
+        """The ``--cgroup-name`` directory of each hierarchy."""
+        return [h.parent for h in self._hier]
+
+    def task_cgroup(self, task_id: str, limits: Limits | None = None) -> TaskCgroup:
+        """The (deterministic) cgroup directories of a task, created or not.
+
+        With ``limits``, only the hierarchies the task needs: memory and cpuacct always (OOM
+        counter, process list, accounting), cpu only for a cpus limit, pids only for a pids
+        limit. Each hierarchy costs a mkdir, a move and an rmdir per task (~150 µs).
+        """
+        name = "task-" + task_id
+        paths = {}
+        for h in self._hier:
+            if limits is not None and not self.v2 and not _needed(h.controllers, limits):
+                continue
+            path = os.path.join(h.parent, name)
+            for ctl in h.controllers:
+                paths[ctl] = path
+        return TaskCgroup(paths)
+
+    # ------------------------------------------------------------ creation and placement
+
+    def create(self, tc: TaskCgroup, limits: Limits) -> None:
+        """mkdir the task's cgroups and write the limits that must hold before exec."""
+        made = []
+        try:
+            for d in tc.dirs():
+                os.mkdir(d)
+                made.append(d)
+            if limits.mem_mb is not None:
+                self._set_memory(tc, int(limits.mem_mb * 1024 * 1024))
+            if limits.pids is not None and "pids" in tc.paths:
+                room = self._pids_while_spawning(int(limits.pids))
+                _write(tc.paths["pids"] + "/pids.max", b"%d" % room)
+        except OSError:
+            for d in reversed(made):
+                _rmdir(d)
+            raise
+
+    def _pids_while_spawning(self, pids: int) -> int:
+        """pids.max to use until the executor has left: v1 moves one thread (it costs the task
+        one pid for that moment, so only N = 1 needs room); v2 moves every thread."""
+        if self.v2:
+            return pids + threading.active_count()
+        return max(2, pids)
+
+    def _set_memory(self, tc: TaskCgroup, nbytes: int) -> None:
+        mem = tc.paths["memory"]
+        if self.v2:
+            _write(mem + "/memory.max", b"%d" % nbytes)
+            _write(mem + "/memory.swap.max", b"0")
+            return
+        _write(mem + "/memory.limit_in_bytes", b"%d" % nbytes)
+        if self._memsw:  # memsw >= limit is required, so it goes second
+            _write(mem + "/memory.memsw.limit_in_bytes", b"%d" % nbytes)
+
+    def enter(self, tc: TaskCgroup) -> None:
+        """Move the executor's main thread into the task's cgroups (see the module docstring)."""
+        self._inside = True  # set first: a failure half-way must still lead back home
+        for d in tc.dirs():
+            _write(d + "/" + self._enter_file, self._tid)
+
+    def settle(self, tc: TaskCgroup, limits: Limits) -> None:
+        """After the spawn, while still inside: final pids.max, then the cpu quota."""
+        if self.early_memory_leave and self._mem_home is not None and not self.v2:
+            os.write(self._mem_home, self._tid)
+        pids = None if limits.pids is None else int(limits.pids)
+        if pids is not None and "pids" in tc.paths and self._pids_while_spawning(pids) != pids:
+            _write(tc.paths["pids"] + "/pids.max", b"%d" % pids)
+        if limits.cpus is not None and "cpu" in tc.paths:
+            quota = max(_MIN_QUOTA_US, int(limits.cpus * _CFS_PERIOD_US))
+            if self.v2:
+                _write(tc.paths["cpu"] + "/cpu.max", b"%d %d" % (quota, _CFS_PERIOD_US))
+            else:
+                _write(tc.paths["cpu"] + "/cpu.cfs_quota_us", b"%d" % quota)
+
+    def leave(self) -> None:
+        """Move the executor back to its own cgroups (one write per hierarchy, fds kept open)."""
+        if not self._inside:
+            return
+        for fd in self._home_fds:
+            os.write(fd, self._tid)
+        self._inside = False
+
+    def join(self, tc: TaskCgroup, pid: int) -> list[str]:
+        """Move a whole process (all its threads) into the task's cgroups."""
+        data = str(pid).encode()
+        for d in tc.dirs():
+            _write(d + "/cgroup.procs", data)
+        return sorted(tc.paths)
+
+    # ------------------------------------------------------------ reading
+
+    def procs(self, tc: TaskCgroup, first_only: bool = False) -> set[int]:
+        """Every pid in any of the task's cgroups (zombies are not listed). ``first_only``
+        reads the memory group only, which holds every process of the task but those that
+        moved themselves out of it."""
+        pids: set[int] = set()
+        mem = tc.paths.get("memory")
+        for d in [mem] if first_only and mem else tc.dirs():
+            try:
+                with open(d + "/cgroup.procs", "rb") as f:
+                    pids.update(int(x) for x in f.read().split())
+            except FileNotFoundError:
+                continue
+        return pids
+
+    def oom_kills(self, tc: TaskCgroup) -> int:
+        """The kernel's OOM-kill counter of the task's memory cgroup (0 if unreadable)."""
+        mem = tc.paths.get("memory")
+        if mem is None:
+            return 0
+        name = "/memory.events" if self.v2 else "/memory.oom_control"
+        return _read_key(mem + name, b"oom_kill") or 0
+
+    def usage(self, tc: TaskCgroup) -> tuple[int | None, int | None, int]:
+        """(cpu ns, rss bytes, process count); None where the controller is absent."""
+        cpu: int | None = None
+        rss: int | None = None
+        if self.v2:
+            usec = _read_key(tc.paths["memory"] + "/cpu.stat", b"usage_usec")
+            cpu = None if usec is None else usec * 1000
+            rss = _read_key(tc.paths["memory"] + "/memory.stat", b"anon")
+        else:
+            if "cpuacct" in tc.paths:
+                cpu = _read_int(tc.paths["cpuacct"] + "/cpuacct.usage")
+            rss = _read_key(tc.paths["memory"] + "/memory.stat", b"total_rss")
+        where = tc.paths.get("pids") or tc.paths["memory"]
+        try:
+            with open(where + "/cgroup.procs", "rb") as f:
+                nprocs = len(f.read().split())
+        except FileNotFoundError:
+            nprocs = 0
+        return cpu, rss, nprocs
+
+    # ------------------------------------------------------------ removal
+
+    def remove(self, tc: TaskCgroup) -> bool:
+        """rmdir the task's cgroups; False if some are still busy (processes left)."""
+        done = True
+        for d in tc.dirs():
+            done = _rmdir(d) and done
+        return done
+
+    def stray_task_dirs(self, known: set[str]) -> list[TaskCgroup]:
+        """Task cgroups under our parents that belong to no known task (left by a crash)."""
+        names: set[str] = set()
+        for h in self._hier:
+            try:
+                names.update(e.name for e in os.scandir(h.parent) if e.is_dir())
+            except FileNotFoundError:
+                continue
+        return [
+            self.task_cgroup(n[len("task-") :])
+            for n in sorted(names)
+            if n.startswith("task-") and n[len("task-") :] not in known
+        ]
+
+    def close(self, remove_parents: bool) -> None:
+        """Go home, close cached fds, and remove the (empty) parents when asked."""
+        self.leave()
+        for fd in self._home_fds:
+            os.close(fd)
+        self._home_fds = []
+        if remove_parents:
+            for h in self._hier:
+                _rmdir(h.parent)
+
+
+def _needed(controllers: tuple[str, ...], limits: Limits) -> bool:
+    return (
+        "memory" in controllers
+        or "cpuacct" in controllers
+        or ("cpu" in controllers and limits.cpus is not None)
+        or ("pids" in controllers and limits.pids is not None)
+    )
+
+
+class Remover:
+    """Removes task cgroups on a background thread: an rmdir costs ~70 µs per hierarchy, and a
+    group whose processes were just killed stays busy until they have exited (retried, bounded).
+    """
+
+    def __init__(self, cg: Cgroups, give_up_after: float = 30.0) -> None:
+        self._cg = cg
+        self._give_up = give_up_after
+        self._jobs: queue.SimpleQueue[TaskCgroup | None] = queue.SimpleQueue()
+        self.pending = 0  # approximate (read from the loop, written from the thread)
+        self._thread = threading.Thread(target=self._run, name="cgroup-remover", daemon=True)
+        self._thread.start()
+
+    def submit(self, tc: TaskCgroup) -> None:
+        self.pending += 1
+        self._jobs.put(tc)
+
+    def _run(self) -> None:
+        while (tc := self._jobs.get()) is not None:
+            deadline = time.monotonic() + self._give_up
+            delay = 0.001
+            while not self._cg.remove(tc):
+                for pid in self._cg.procs(tc) - {os.getpid()}:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                if time.monotonic() > deadline:
+                    log.error("task cgroup still busy, left in place: %s", tc.dirs())
+                    break
+                time.sleep(delay)  # killed processes take a moment to exit
+                delay = min(delay * 2, 0.1)
+            self.pending -= 1
+
+    def stop(self) -> None:
+        """Finish the queued removals, then end the thread."""
+        self._jobs.put(None)
+        self._thread.join(timeout=self._give_up + 5)
+
+
+def _write(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _rmdir(path: str) -> bool:
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return True
+    except OSError:  # EBUSY: processes left; anything else: the caller retries later
+        return False
+    return True
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path, "rb") as f:
+            return int(f.read())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _read_key(path: str, key: bytes) -> int | None:
+    """The value of ``key`` in a flat-keyed cgroup file (``key value`` lines)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    for line in data.split(b"\n"):
+        k, _, v = line.partition(b" ")
+        if k == key:
+            return int(v)
+    return None

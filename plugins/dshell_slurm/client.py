@@ -1,0 +1,136 @@
+"""Slurm's client commands, one method each, with failures mapped to dshell errors.
+
+Every call is an argv list run by a :class:`~dshell_slurm.runner.Runner` (here, or on a login
+node over SSH). Slurm's own error text is kept in the messages: NotFoundError for unknown jobs
+and nodes, UnreachableError when the controller does not answer, BackendError otherwise.
+"""
+
+from __future__ import annotations
+
+import signal as signals
+from typing import Any
+
+from dshell.backend import Mount
+from dshell.errors import BackendError, NotFoundError, UsageError
+
+from . import decode
+from .parse import errors_of, text
+from .parse_nodes import SSTAT_FORMAT, parse_sstat
+from .runner import Runner, failure, make_runner
+from .submit import parse_sbatch
+
+SSTAT_BATCH = 200  # job ids per sstat call
+
+
+class SlurmClient:
+    """The commands one mount runs; the connection (SSH) is opened on first use."""
+
+    def __init__(self, mount: Mount, timeout: float) -> None:
+        self.mount = mount
+        self.timeout = timeout
+        self._runner: Runner | None = None
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            opts = self.mount.options
+            env = {"SLURM_CONF": opts["slurm_conf"]} if opts.get("slurm_conf") else {}
+            self._runner = make_runner(
+                self.mount.source,
+                env=env,
+                timeout=self.timeout,
+                known_hosts=opts.get("known_hosts"),
+                identity=opts.get("identity"),
+            )
+        return self._runner
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+
+    # ---- running ---------------------------------------------------------------------------
+
+    def call(self, argv: list[str], *, stdin: bytes | None = None) -> bytes:
+        """stdout of a Slurm command, or the dshell error carrying Slurm's message."""
+        done = self.runner.run(argv, stdin=stdin)
+        if done.returncode != 0:
+            raise failure(argv, done, self.runner.where)
+        return done.stdout
+
+    def run(self, argv: list[str], *, stdin: bytes | None = None) -> str:
+        return self.call(argv, stdin=stdin).decode("utf-8", "replace")
+
+    def json(self, argv: list[str], *, slim: bool = False) -> dict[str, Any]:
+        """A tool's ``--json`` document (``slim``: only the job fields the parsers read)."""
+        out = self.call(argv)
+        try:
+            doc = decode.jobs(out) if slim else decode.document(out)
+        except ValueError as exc:
+            raise BackendError(f"{argv[0]} printed invalid JSON: {exc}") from exc
+        errors = errors_of(doc)
+        if errors and not doc.get("jobs") and not doc.get("nodes"):
+            raise BackendError(f"{argv[0]}: {'; '.join(errors)}")
+        return doc
+
+    # ---- commands --------------------------------------------------------------------------
+
+    def _mine(self, job: dict[str, Any]) -> bool:
+        """The mount's partition/account/user filters (squeue 22.05 --json ignores its own)."""
+        opts = self.mount.options
+        if opts.get("partition") and opts["partition"] not in text(job.get("partition")).split(","):
+            return False
+        if opts.get("account") and text(job.get("account")) != opts["account"]:
+            return False
+        return not (opts.get("user") and text(job.get("user_name")) != opts["user"])
+
+    def jobs(self, job_ids: list[str] | None = None, *, raw: bool = False) -> list[dict[str, Any]]:
+        """``squeue --json`` records of this mount (``raw``: every field, for ``--raw``)."""
+        argv = ["squeue", "--json"]
+        if self.mount.options.get("user"):
+            argv.append(f"--user={self.mount.options['user']}")
+        if job_ids:
+            argv.append("--jobs=" + ",".join(job_ids))
+        doc = self.json(argv, slim=not raw)
+        return [j for j in doc.get("jobs") or [] if isinstance(j, dict) and self._mine(j)]
+
+    def nodes(self) -> dict[str, Any]:
+        return self.json(["sinfo", "--json"])
+
+    def sbatch(self, argv: list[str], stdin: bytes | None) -> str:
+        """Submit; the new job id."""
+        return parse_sbatch(self.run(argv, stdin=stdin))
+
+    def scancel(self, task_id: str, signal: int | None = None) -> None:
+        """Cancel a job (or signal it and its batch shell); a job already ending is fine."""
+        argv = ["scancel"]
+        if signal is not None:
+            try:
+                argv += [f"--signal={signals.Signals(signal).name[3:]}", "--full"]
+            except ValueError as exc:
+                raise UsageError(f"kill: unknown signal {signal}") from exc
+        try:
+            self.run([*argv, task_id])
+        except BackendError as exc:
+            if "already completing or completed" not in exc.message:
+                raise
+
+    def sstat(self, job_ids: list[str]) -> dict[int, tuple[float, float, int]]:
+        """Usage of running jobs by raw job id; empty where Slurm gathers none."""
+        usage: dict[int, tuple[float, float, int]] = {}
+        argv = ["sstat", "-a", "--noheader", "--parsable2", f"--format={SSTAT_FORMAT}", "-j"]
+        for start in range(0, len(job_ids), SSTAT_BATCH):
+            try:
+                usage.update(
+                    parse_sstat(self.run([*argv, ",".join(job_ids[start:][:SSTAT_BATCH])]))
+                )
+            except (BackendError, NotFoundError):
+                break  # no job accounting gather plugin: allocation only
+        return usage
+
+    def update_node(self, node: str, state: str, reason: str | None = None) -> None:
+        """``scontrol update NodeName=… State=…`` (DRAIN needs a reason)."""
+        if not node or any(c.isspace() or c in "=;" for c in node):
+            raise UsageError(f"bad node name {node!r}")
+        argv = ["scontrol", "update", f"NodeName={node}", f"State={state}"]
+        self.run([*argv, f"Reason={reason}"] if reason else argv)

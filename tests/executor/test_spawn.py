@@ -1,0 +1,194 @@
+"""Spawning: exit codes and signals, environment and cwd, idempotence, errors, status files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from dshell_local.executor.sync_client import ExecutorCallError
+
+from .conftest import PATH, Executor
+
+RFC3339_US = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def test_exit_codes_and_signals(any_executor: Executor) -> None:
+    ex = any_executor
+    c = ex.client
+    assert c is not None
+    ex.spawn("ok", ["/bin/true"])
+    ex.spawn("three", ["/bin/sh", "-c", "exit 3"])
+    ex.spawn("term", ["/bin/sh", "-c", "kill -TERM $$"])
+    got = {n: c.wait_exited(ex.task_id(n)) for n in ("ok", "three", "term")}
+    assert (got["ok"]["exit_code"], got["ok"]["signal"]) == (0, None)
+    assert (got["three"]["exit_code"], got["three"]["signal"]) == (3, None)
+    assert (got["term"]["exit_code"], got["term"]["signal"]) == (None, 15)
+    for ev in got.values():
+        assert ev["oom"] is False and ev["lost"] is False
+        assert RFC3339_US.fullmatch(ev["finished_at"])
+
+
+def test_env_cwd_stdio_session(any_executor: Executor) -> None:
+    ex = any_executor
+    assert ex.client is not None
+    script = "env | sort; pwd; cat; echo err >&2; ps -o sid= -p $$ | tr -d ' '; echo $$"
+    env = {"PATH": PATH, "DSHELL_TASK_ID": ex.task_id("env"), "ODD": "a b=c"}
+    ex.spawn("env", ["sh", "-c", script], env=env)  # "sh" resolved in the task's PATH
+    assert ex.client.wait_exited(ex.task_id("env"))["exit_code"] == 0
+    lines = ex.read("env").splitlines()
+    # exactly the given environment, plus what sh itself adds (PWD, SHLVL, _)
+    env_lines = {ln for ln in lines if "=" in ln and not ln.startswith(("PWD=", "SHLVL=", "_="))}
+    assert env_lines == {f"{k}={v}" for k, v in env.items()}
+    assert ex.sandbox("env") in lines  # cwd is the sandbox; stdin was /dev/null (cat ended)
+    assert lines[-2] == lines[-1]  # its own session: sid == pid
+    assert ex.read("env", "stderr") == "err\n"
+
+
+def test_shell_and_shared_output(any_executor: Executor) -> None:
+    ex = any_executor
+    assert ex.client is not None
+    sb = ex.sandbox("sh")
+    out = os.path.join(sb, "out")
+    ex.spawn("sh", ["echo $0 $1; echo e >&2", "zero", "one"], shell=True, stdout=out, stderr=out)
+    assert ex.client.wait_exited(ex.task_id("sh"))["exit_code"] == 0
+    with open(out, encoding="utf-8") as f:
+        assert f.read() == "zero one\ne\n"
+
+
+def test_output_files_are_appended(any_executor: Executor) -> None:
+    ex = any_executor
+    assert ex.client is not None
+    sb = ex.sandbox("app")
+    with open(os.path.join(sb, "stdout"), "w", encoding="utf-8") as f:
+        f.write("before\n")
+    ex.spawn("app", ["/bin/echo", "after"])
+    ex.client.wait_exited(ex.task_id("app"))
+    assert ex.read("app") == "before\nafter\n"
+
+
+def test_spawn_is_idempotent_by_task_id(any_executor: Executor) -> None:
+    ex = any_executor
+    c = ex.client
+    assert c is not None
+    first = ex.spawn("once", ["/bin/sh", "-c", "echo ran >> count; exec sleep 1000"])
+    again = ex.spawn("once", ["/bin/echo", "never"])
+    assert again["pid"] == first["pid"] and again["existing"] is True and first["existing"] is False
+    specs = [ex.spec("once", ["/bin/false"]), ex.spec("two", ["/bin/true"]),
+             ex.spec("two", ["/bin/false"])]  # fmt: skip
+    batch = c.call("spawn_batch", tasks=specs)["results"]
+    assert batch[0]["pid"] == first["pid"] and batch[0]["existing"] is True
+    assert batch[1]["ok"] and not batch[1]["existing"]
+    assert batch[2]["pid"] == batch[1]["pid"] and batch[2]["existing"] is True
+    assert c.wait_exited(ex.task_id("two"))["exit_code"] == 0  # /bin/true ran, /bin/false did not
+    c.call("sweep", task_id=ex.task_id("once"))
+    c.wait_exited(ex.task_id("once"))
+    with open(os.path.join(ex.sandbox("once"), "count"), encoding="utf-8") as f:
+        assert f.read() == "ran\n"
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "errno_name", "fragment"),
+    [
+        ({"argv": ["no-such-command"]}, "SPAWN_FAILED", "ENOENT", "command not found"),
+        ({"argv": ["{sb}/data.txt"]}, "SPAWN_FAILED", "EACCES", "not executable"),
+        ({"argv": ["{sb}/garbage"]}, "SPAWN_FAILED", "ENOEXEC", "Exec format error"),
+        ({"cwd": "/nonexistent/sandbox"}, "SPAWN_FAILED", "ENOENT", "sandbox /nonexistent"),
+        ({"stdout": "/nonexistent/dir/out"}, "SPAWN_FAILED", "ENOENT", "cannot open stdout"),
+        ({"stderr": "{sb}"}, "SPAWN_FAILED", "EISDIR", "cannot open stderr"),
+        ({"cwd": "relative"}, "BAD_REQUEST", None, "absolute"),
+        ({"argv": []}, "BAD_REQUEST", None, "argv"),
+        ({"task_id": "../x"}, "BAD_REQUEST", None, "task_id"),
+        ({"limits": {"mem_mb": 1}}, "BAD_REQUEST", None, "mem_mb"),
+        ({"limits": {"pids": 2.5}}, "BAD_REQUEST", None, "pids"),
+    ],
+)
+def test_spawn_errors_are_clear(
+    any_executor: Executor, fields: dict, code: str, errno_name: str | None, fragment: str
+) -> None:
+    ex = any_executor
+    assert ex.client is not None
+    sb = ex.sandbox("bad")
+    for name, mode in (("data.txt", 0o644), ("garbage", 0o755)):
+        with open(os.path.join(sb, name), "wb") as f:
+            f.write(b"\x00\x01 not a program")
+        os.chmod(os.path.join(sb, name), mode)
+    fields = json.loads(json.dumps(fields).replace("{sb}", sb))
+    spec = {**ex.spec("bad", ["/bin/true"]), **fields}
+    with pytest.raises(ExecutorCallError) as info:
+        ex.client.call("spawn", **spec)
+    assert info.value.code == code
+    assert fragment in info.value.message
+    if errno_name:
+        assert info.value.errno == getattr(__import__("errno"), errno_name)
+    assert ex.client.call("list")["tasks"] == []  # nothing half-registered
+    ex.spawn("good", ["/bin/true"])  # and the executor carries on
+    assert ex.client.wait_exited(ex.task_id("good"))["exit_code"] == 0
+
+
+def test_protocol_errors(any_executor: Executor) -> None:
+    ex = any_executor
+    c = ex.client
+    assert c is not None
+    with pytest.raises(ExecutorCallError, match="UNKNOWN_OP"):
+        c.call("frobnicate")
+    with pytest.raises(ExecutorCallError, match="BAD_REQUEST"):
+        c.call("signal", task_id=1)
+    with pytest.raises(ExecutorCallError, match="NOT_FOUND"):
+        c.call("signal", task_id="nope", signal="TERM")
+    c._sock.sendall(b"this is not json\n")  # a garbage line gets an error reply with id 0
+    with pytest.raises(ExecutorCallError, match="BAD_REQUEST"):
+        c.result(0)
+    assert c.call("list")["ok"]
+
+
+def test_status_file_written_atomically(any_executor: Executor) -> None:
+    ex = any_executor
+    assert ex.client is not None
+    sb = ex.sandbox("st")
+    os.makedirs(os.path.join(sb, ".dshell"))
+    path = os.path.join(sb, ".dshell", "status.json")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("stale")
+    before = os.stat(path).st_ino
+    res = ex.spawn("st", ["/bin/sh", "-c", "exit 7"])
+    ev = ex.client.wait_exited(ex.task_id("st"))
+    # the event comes after the file is complete: read it right away
+    with open(path, encoding="utf-8") as f:
+        status = json.load(f)
+    assert status == {
+        "task_id": ex.task_id("st"), "pid": res["pid"], "exit_code": 7, "signal": None,
+        "oom": False, "finished_at": ev["finished_at"],
+    }  # fmt: skip
+    assert os.stat(path).st_ino != before  # replaced by rename, never rewritten in place
+    assert os.listdir(os.path.join(sb, ".dshell")) == ["status.json"]  # no tmp file left
+
+
+def test_list_then_ack(any_executor: Executor) -> None:
+    ex = any_executor
+    c = ex.client
+    assert c is not None
+    ex.spawn("a", ["/bin/true"])
+    ex.spawn("b", ["sleep", "1000"])
+    c.wait_exited(ex.task_id("a"))
+    tasks = {t["task_id"]: t for t in c.call("list")["tasks"]}
+    assert tasks[ex.task_id("a")]["running"] is False and tasks[ex.task_id("a")]["exit_code"] == 0
+    assert tasks[ex.task_id("b")]["running"] is True
+    res = c.call("ack", task_ids=[ex.task_id("a"), ex.task_id("b"), "unknown"])
+    assert res["forgotten"] == [ex.task_id("a")] and res["running"] == [ex.task_id("b")]
+    assert [t["task_id"] for t in c.call("list")["tasks"]] == [ex.task_id("b")]
+
+
+def test_status_file_goes_to_the_sandbox_not_the_workdir(any_executor: Executor) -> None:
+    ex = any_executor
+    assert ex.client is not None
+    sb = ex.sandbox("wd")
+    work = os.path.join(sb, "work")
+    os.makedirs(work)
+    ex.spawn("wd", ["/bin/sh", "-c", "pwd"], cwd=work, sandbox=sb)
+    ex.client.wait_exited(ex.task_id("wd"))
+    assert ex.read("wd").strip() == work
+    assert os.path.exists(os.path.join(sb, ".dshell", "status.json"))
+    assert not os.path.exists(os.path.join(work, ".dshell"))

@@ -1,0 +1,71 @@
+"""The Slurm backend behind dshell's own verbs: mount, run, ps, cat, kill, nodes, exec."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from dshell.errors import ExitCode
+from dshell.testing.fixtures import CliRunner
+
+from .conftest import BACKENDS
+
+
+@pytest.fixture
+def hpc(
+    dshell_dirs: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    slurm_conf: str,
+    slurm_workdir: str,
+    cli: CliRunner,
+) -> CliRunner:
+    """dshell with the cluster mounted at /hpc."""
+    monkeypatch.setenv("DSHELL_BACKENDS", BACKENDS)
+    opts = f"slurm_conf={slurm_conf},workdir={slurm_workdir},poll=0.2"
+    result = cli(["mount", "-t", "slurm", "-o", opts, "localhost", "/hpc"])
+    assert result.status == 0, result.stderr
+    return cli
+
+
+def test_mount_validation(
+    dshell_dirs: Any, monkeypatch: pytest.MonkeyPatch, cli: CliRunner
+) -> None:
+    monkeypatch.setenv("DSHELL_BACKENDS", BACKENDS)
+    bad = cli("mount -t slurm ftp://login /x")
+    assert bad.status == ExitCode.USAGE and "ftp://login" in bad.stderr
+    monkeypatch.setenv("PATH", "/nonexistent")
+    missing = cli("mount -t slurm localhost /x")
+    assert missing.status == ExitCode.UNREACHABLE and "squeue" in missing.stderr
+    assert "/x" not in cli("mount --output json").stdout  # nothing was mounted
+
+
+def test_attached_run_streams_and_exits_with_status(hpc: CliRunner) -> None:
+    result = hpc(["run", "--on", "/hpc", "--", "sh", "-c", "echo hi; echo err >&2; exit 3"])
+    assert (result.status, result.stdout) == (3, "hi\n"), result.stderr
+    assert "err" in result.stderr
+
+
+def test_detached_run_ps_cat_kill(hpc: CliRunner) -> None:
+    job = hpc("run -d --on /hpc --name cli-job -- sh -c 'echo started; sleep 300'")
+    assert job.status == 0, job.stderr
+    task_id = job.stdout.strip()
+    assert task_id.isdigit()
+    listed = {t["id"]: t for t in json.loads(hpc("ps /hpc -o json").stdout)}
+    assert listed[task_id]["name"] == "cli-job" and listed[task_id]["mount"] == "/hpc"
+    waited = hpc(f"wait --for RUNNING --timeout 60 /hpc/{task_id}")
+    assert waited.status == 0, waited.stderr
+    killed = hpc(f"kill /hpc/{task_id}")
+    assert killed.status == 0, killed.stderr
+    assert hpc(f"wait --timeout 60 /hpc/{task_id}").status == 0
+    shown = json.loads(hpc(f"inspect /hpc/{task_id} -o json").stdout)
+    assert shown["state"] == "KILLED" and shown["backend"] == "slurm"
+    assert hpc(f"cat /hpc/tasks/{task_id}/stdout").stdout == "started\n"
+
+
+def test_nodes_and_unsupported_verbs(hpc: CliRunner) -> None:
+    nodes = json.loads(hpc("nodes /hpc -o json").stdout)
+    assert {n["id"] for n in nodes} >= {"n1", "n2"}
+    assert all(n["kind"] == "Agent" and n["total"]["cpus"] == 2 for n in nodes)
+    svc = hpc("svc ls /hpc")
+    assert svc.status == ExitCode.UNSUPPORTED and "does not support services" in svc.stderr
