@@ -49,7 +49,7 @@ class Engine:
         (self.tmp / "c").mkdir()
         # One big agent so 1,000 concurrent tasks all fit (allocation is what we measure).
         (self.tmp / "c" / "engine.toml").write_text(
-            "[[agents]]\nhostname = \"bench\"\ncpus = 4000\nmem = 4000000\ndisk = 100000\n"
+            '[[agents]]\nhostname = "bench"\ncpus = 4000\nmem = 4000000\ndisk = 100000\n'
             "ports = [[31000, 32000]]\n"
         )
 
@@ -115,12 +115,12 @@ def pss_mb(pids: list[int]) -> float:
 
 
 def memory(n: int) -> float:
-    import msgspec
-
     from dshell.model import Resources, RunSpec
 
     with Engine(isolation=True) as eng:
-        spec = RunSpec(command=["sleep", "600"], resources=Resources(cpus=0.001, mem=1), instances=n)
+        spec = RunSpec(
+            command=["sleep", "600"], resources=Resources(cpus=0.001, mem=1), instances=n
+        )
         eng.client.submit(spec)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -131,7 +131,6 @@ def memory(n: int) -> float:
         st = eng.client.status()
         pids = [st.pid] + ([st.executor.pid] if getattr(st, "executor", None) else [])
         time.sleep(1)
-        del msgspec
         return pss_mb(pids)
 
 
@@ -152,8 +151,11 @@ def ps_times(history: list[int]) -> list[tuple[int, float, float]]:
         done = 0
         env = {**os.environ}
         for target in history:
-            spec = RunSpec(command=["/bin/true"], resources=Resources(cpus=0.001, mem=1),
-                           instances=target - done)
+            spec = RunSpec(
+                command=["/bin/true"],
+                resources=Resources(cpus=0.001, mem=1),
+                instances=target - done,
+            )
             tasks = eng.client.submit(spec)
             eng.wait_all_done({t.id for t in tasks})
             done = target
@@ -161,13 +163,17 @@ def ps_times(history: list[int]) -> list[tuple[int, float, float]]:
             ps_all = median_ms([sys.executable, "-m", "dshell", "ps", "-a", "-o", "tsv"], env, 7)
             ps = median_ms([sys.executable, "-m", "dshell", "ps", "-o", "tsv"], env)
             rows.append((target, base, ps))
-            print(f"  history {target:>6}: python -c pass {base:6.1f} ms | dshell ps -o tsv "
-                  f"{ps:6.1f} ms ({ps / base:4.1f}x) | ps -a (all {target} rows) {ps_all:6.1f} ms")
+            print(
+                f"  history {target:>6}: python -c pass {base:6.1f} ms | dshell ps -o tsv "
+                f"{ps:6.1f} ms ({ps / base:4.1f}x) | ps -a (all {target} rows) {ps_all:6.1f} ms"
+            )
     return rows
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--tasks", type=int, default=1000)
     ap.add_argument("--history", type=int, default=10000)
     ap.add_argument("--skip-history", action="store_true")
@@ -179,8 +185,10 @@ def main() -> None:
     for iso in (True, False):
         for mode in ("batch", "single"):
             rate = engine_rate(n, iso, mode)
-            print(f"  engine isolation={'on ' if iso else 'off'} {mode:6}: {rate:7.0f}/s "
-                  f"= {rate / raw:4.2f} of raw (goal >= 0.5)")
+            print(
+                f"  engine isolation={'on ' if iso else 'off'} {mode:6}: {rate:7.0f}/s "
+                f"= {rate / raw:4.2f} of raw (goal >= 0.5)"
+            )
     print(f"== memory with {n} running sleep tasks")
     print(f"  engine + executor PSS: {memory(n):6.1f} MB (goal <= 150 MB)")
     if not args.skip_history:
