@@ -179,7 +179,9 @@ class Allocator:
                 for k in ("cpus", "mem", "disk", "ports", "gpus")
                 if getattr(res, k) > getattr(free, k) + 1e-9
             ]
-            parts.append(f"{agent.spec.id}: {', '.join(short) or 'no free port passed a test bind'}")
+            parts.append(
+                f"{agent.spec.id}: {', '.join(short) or 'no free port passed a test bind'}"
+            )
         return "waiting for resources (" + "; ".join(parts[:4]) + ")"
 
     # ---- the offer cycle ------------------------------------------------------------------

@@ -5,10 +5,17 @@ Example::
     [engine]
     kill_grace = 5.0            # seconds between SIGTERM and SIGKILL
     event_retention = 100000    # events kept for `events --since`
+    pids_limit = 4096           # per task (cgroup pids.max)
+    isolation = "auto"          # cgroups when usable, else rlimits; "rlimit"/"none": no
+                                # cgroups ($DSHELL_ISOLATION overrides; fixed per executor)
+    stats_interval = 2.0        # usage sampling while tasks run (agents' `used`)
+    log_max_bytes = 10485760    # engine.log rotation
+    log_backups = 5
 
     [sandbox]
     max_age = 604800            # finished sandboxes older than this (s) are removed
     max_total_mb = 10240        # ... and the oldest go first while all of them exceed this
+    gc_interval = 300.0
 
     [roles.prod]
     weight = 2.0
@@ -39,11 +46,11 @@ import tomllib
 from pathlib import Path
 
 import msgspec
-
 from dshell import paths
 from dshell.errors import ConfigError
 
 DEFAULT_PORTS = (31000, 32000)
+ISOLATIONS = ("auto", "rlimit", "none")
 
 
 class AgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -66,6 +73,8 @@ class EngineSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
     stats_interval: float = 2.0
+    pids_limit: int = 4096
+    isolation: str = "auto"  # auto: cgroups when usable, else rlimits | rlimit | none (= rlimit)
 
 
 class SandboxSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -151,6 +160,13 @@ def resolve(parsed: FileConfig, path: str | None) -> EngineConfig:
         if role.weight <= 0:
             raise ConfigError(f"{where}: roles.{name}.weight must be > 0")
     token = _check_tcp(parsed.api.tcp, where)
+    isolation = os.environ.get("DSHELL_ISOLATION") or parsed.engine.isolation
+    if isolation not in ISOLATIONS:
+        raise ConfigError(
+            f"{where}: engine.isolation (or $DSHELL_ISOLATION) must be one of "
+            f"{', '.join(ISOLATIONS)}, not {isolation!r}"
+        )
+    parsed.engine.isolation = isolation
     return EngineConfig(
         path=path,
         engine=parsed.engine,

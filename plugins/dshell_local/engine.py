@@ -17,19 +17,19 @@ from collections.abc import Coroutine
 from typing import Any
 
 import msgspec
-
 from dshell.errors import ConflictError, NotFoundError, TimeoutExpired
-from dshell.model import PortMapping, Resources, RunSpec, Task, TaskState
+from dshell.model import RunSpec, Task, TaskState
 
+from . import launching
 from . import submit as submitting
 from .allocator import Allocator, Grant
 from .config import EngineConfig
 from .crash import CrashPoints
 from .events import EventBus
-from .execport import ExecutorError, ExecutorPort, ExitReport, SpawnSpec, Spawned
+from .execport import ExecutorError, ExecutorPort, ExitReport, Spawned
 from .framework import MetaFramework
 from .ids import IdGenerator
-from .sandbox import Sandboxes, SandboxError
+from .sandbox import Sandboxes
 from .state import Store
 from .tasks import (
     REASON_KILLED,
@@ -39,12 +39,14 @@ from .tasks import (
     TaskRecord,
     encode_record,
     exit_outcome,
-    process_env,
-    task_env,
+    inherited_env,
     transition,
 )
 
 log = logging.getLogger(__name__)
+
+LAUNCH_BATCH = 64
+INLINE_SANDBOXES = 4  # a thread hop costs more than a few mkdirs
 
 
 class Engine:
@@ -73,16 +75,20 @@ class Engine:
         if last:
             self.ids.observe(last)
         self._waiters: dict[str, list[asyncio.Future[Task]]] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
         self._bg: set[asyncio.Task[Any]] = set()
         self._cycle_pending = False
         self._reap: list[str] = []
         self._reaping = False
+        self._base_env = inherited_env()
+        self._ready = False  # exits reported before recovery has loaded the tasks wait here
+        self._early: list[ExitReport] = []
         executor.on_exit(self.handle_exit)
 
     # ---- plumbing -------------------------------------------------------------------------
 
     def spawn_bg(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background, keeping a reference and logging its failure."""
         task = asyncio.ensure_future(coro)
         self._bg.add(task)
         task.add_done_callback(self._bg_done)
@@ -94,15 +100,14 @@ class Engine:
 
     def save(self, rec: TaskRecord, event: str | None = "TASK_UPDATED") -> None:
         """Write the record (and an event) into the current transaction."""
-        data, runtime = encode_record(rec)
-        self.store.put_task(
-            rec.task.id, rec.task.state.active, rec.rt.idem_key, data, runtime
-        )
+        rows = encode_record(rec)
+        self.store.put_task(rec.task.id, rec.task.state.active, rec.rt.idem_key, rows)
         if event:
-            self.bus.publish(event, rec.task)
+            self.bus.publish(event, rec.summary)
 
     async def close(self) -> None:
-        for timer in self._timers.values():
+        """Cancel timers and background work (the tasks themselves keep running)."""
+        for timer in self.timers.values():
             timer.cancel()
         for task in list(self._bg):
             task.cancel()
@@ -111,6 +116,7 @@ class Engine:
     # ---- queries --------------------------------------------------------------------------
 
     def get(self, task_id: str) -> Task:
+        """A task by id, active (memory) or ended (database); NotFoundError if unknown."""
         rec = self.records.get(task_id)
         if rec is not None:
             return rec.task
@@ -120,7 +126,12 @@ class Engine:
         return msgspec.json.decode(data, type=Task)
 
     def active(self) -> list[Task]:
+        """The active tasks, oldest first."""
         return [rec.task for rec in self.records.values()]
+
+    def active_summaries(self) -> list[bytes]:
+        """The active tasks' summary JSON, as last saved (cheap: nothing is encoded)."""
+        return [rec.summary for rec in self.records.values()]
 
     # ---- submission -----------------------------------------------------------------------
 
@@ -130,7 +141,7 @@ class Engine:
             existing = self.store.ids_for_key(spec.idempotency_key)
             if existing:
                 return [self.get(t) for t in existing], False
-        recs = submitting.build(spec, self.ids, self.allocator, self.sandboxes)
+        recs = submitting.build(spec, self.ids, self.allocator)
         for rec in recs:
             self.records[rec.task.id] = rec
             self.save(rec, "TASK_ADDED")
@@ -142,6 +153,7 @@ class Engine:
     # ---- the offer cycle and launching ----------------------------------------------------
 
     def request_cycle(self) -> None:
+        """Run an offer cycle soon (once per loop pass, however often it is asked)."""
         if not self._cycle_pending:
             self._cycle_pending = True
             asyncio.get_running_loop().call_soon(self._cycle)
@@ -149,79 +161,52 @@ class Engine:
     def _cycle(self) -> None:
         self._cycle_pending = False
         grants = self.allocator.cycle([self.framework])
-        starting = [rec for rec in (self._prepare(g) for g in grants) if rec is not None]
+        starting = [self._prepare(g) for g in grants]
         changed = self._update_waiting()
-        if starting:
-            self.spawn_bg(self._launch(starting))
-        elif changed:
+        for i in range(0, len(starting), LAUNCH_BATCH):  # pipelined: spawning overlaps exits
+            self.spawn_bg(self.launch(starting[i : i + LAUNCH_BATCH]))
+        if changed and not starting:
             self.spawn_bg(self.store.commit())
 
     def _update_waiting(self) -> bool:
-        messages: dict[tuple[float, ...], str] = {}
         changed = False
-        for task_id, res in self.framework.waiting():
-            key = (res.cpus, res.mem, res.disk, res.ports, res.gpus)
-            if key not in messages:
-                messages[key] = self.allocator.explain(res)
+        waiting = launching.waiting_messages(self.framework.waiting(), self.allocator)
+        for task_id, message in waiting.items():
             rec = self.records[task_id]
-            if rec.task.message != messages[key]:
-                rec.task.message = messages[key]
-                rec.task.reason = REASON_WAITING
+            if rec.task.message != message:
+                rec.task.message, rec.task.reason = message, REASON_WAITING
                 self.save(rec, None)
                 changed = True
         return changed
 
-    def _prepare(self, grant: Grant) -> TaskRecord | None:
+    def _prepare(self, grant: Grant) -> TaskRecord:
         rec = self.records[grant.task_id]
-        task = rec.task
-        task.agent_id, task.hostname = grant.agent_id, grant.hostname
-        names = submitting.port_names(task)
-        task.ports = [
-            PortMapping(names[i] if i < len(names) else None, p) for i, p in enumerate(grant.ports)
-        ]
-        try:
-            sandbox = self.sandboxes.create(task.id)
-        except SandboxError as exc:
-            self._fail_launch(rec, REASON_SANDBOX, str(exc))
-            return None
-        task.sandbox = str(sandbox)
-        task.env = task_env(task, task.sandbox, names, grant.ports, task.env)
-        transition(task, TaskState.STARTING)
+        launching.place(rec, grant, self.sandboxes)
         self.save(rec)
         return rec
 
     def _fail_launch(self, rec: TaskRecord, reason: str, message: str) -> None:
         transition(rec.task, TaskState.FAILED, reason=reason, message=message)
         self.save(rec)
-        self._finalize(rec, spawned=False)
+        self.finalize(rec, spawned=False)
 
-    def spawn_spec(self, rec: TaskRecord) -> SpawnSpec:
-        task = rec.task
-        sandbox = task.sandbox or str(self.sandboxes.path(task.id))
-        limits: dict[str, float] = {"pids": float(self.cfg.engine.pids_limit)}
-        if task.resources.mem > 0:
-            limits["mem_mb"] = task.resources.mem
-        if task.resources.cpus > 0:
-            limits["cpus"] = task.resources.cpus
-        return SpawnSpec(
-            task_id=task.id,
-            argv=list(task.command),
-            shell=task.shell,
-            env=process_env(task.env),
-            cwd=sandbox,
-            stdout=f"{sandbox}/stdout",
-            stderr=f"{sandbox}/stderr",
-            limits=limits,
-            tty=rec.rt.tty,
-        )
-
-    async def _launch(self, recs: list[TaskRecord]) -> None:
+    async def launch(self, recs: list[TaskRecord]) -> None:
+        """Spawn STARTING tasks once their sandboxes exist and their write-ahead record is
+        committed (relaunches after a crash come through here too)."""
+        if len(recs) > INLINE_SANDBOXES:  # file-system time: off the loop for big batches
+            failed = await asyncio.to_thread(launching.make_sandboxes, recs, self.sandboxes)
+        else:
+            failed = launching.make_sandboxes(recs, self.sandboxes)
+        for rec in recs:
+            if rec.task.id in failed and rec.task.state.active:
+                self._fail_launch(rec, REASON_SANDBOX, failed[rec.task.id])
+        recs = [rec for rec in recs if rec.task.id not in failed]
         await self.store.commit()  # the write-ahead record of every launch below
         self.crash.hit("after_commit")
+        limit = self.cfg.engine.pids_limit
+        specs = [launching.spawn_spec(rec, limit, self._base_env) for rec in recs]
         try:
-            results: list[Spawned | ExecutorError] = await self.executor.spawn_batch(
-                [self.spawn_spec(rec) for rec in recs]
-            )
+            results: list[Spawned | ExecutorError] = await self.executor.spawn_batch(specs)
         except ExecutorError as exc:
             results = [exc] * len(recs)
         self.crash.hit("after_spawn")
@@ -248,13 +233,30 @@ class Engine:
             self.save(rec, None)
             self.spawn_bg(self._terminate(rec))
 
+    def set_ready(self) -> None:
+        """Recovery is done: handle the exits reported meanwhile, then every new one."""
+        self._ready = True
+        early, self._early = self._early, []
+        for report in early:
+            self.handle_exit(report)
+
     # ---- exits ----------------------------------------------------------------------------
 
     def handle_exit(self, report: ExitReport) -> None:
         """The executor reports an exit (unsolicited event, or found during recovery)."""
+        if not self._ready:
+            self._early.append(report)
+            return
+        self.apply_exit(report)
+
+    def apply_exit(self, report: ExitReport) -> None:
+        """Record an exit now (recovery calls this before the engine is ready)."""
         rec = self.records.get(report.task_id)
-        if rec is None or rec.task.sandbox is None:
-            self._queue_reap(report.task_id)  # already recorded, or not ours: just forget it
+        if rec is None:
+            self.queue_reap(report.task_id)  # already recorded, or not ours: just forget it
+            return
+        if rec.task.sandbox is None:
+            log.error("exit reported for %s, which was never launched", report.task_id)
             return
         task = rec.task
         if report.pid is not None and task.pid is None:
@@ -268,49 +270,52 @@ class Engine:
         task.exit_code, task.signal = report.exit_code, report.signal or None
         transition(task, state, reason=reason, message=message)
         self.save(rec)
-        self._finalize(rec, spawned=True)
+        self.finalize(rec, spawned=True)
 
-    def _finalize(self, rec: TaskRecord, *, spawned: bool) -> None:
+    def finalize(self, rec: TaskRecord, *, spawned: bool) -> None:
         """A task became terminal: free its resources, wake its waiters, reap it."""
         task_id = rec.task.id
         self.records.pop(task_id, None)
         self.framework.remove(task_id)
         self.allocator.release(task_id)
-        timer = self._timers.pop(task_id, None)
+        timer = self.timers.pop(task_id, None)
         if timer is not None:
             timer.cancel()
         for fut in self._waiters.pop(task_id, []):
             if not fut.done():
                 fut.set_result(rec.task)
         if spawned:
-            self._queue_reap(task_id)
+            self.queue_reap(task_id)
         else:
             self.allocator.free_ports(task_id)
         self.request_cycle()
 
-    def _queue_reap(self, task_id: str) -> None:
+    def queue_reap(self, task_id: str) -> None:
+        """Ack an ended task to the executor (batched, after its end is committed)."""
         self._reap.append(task_id)
         if not self._reaping:
             self._reaping = True
             self.spawn_bg(self._reaper())
 
     async def _reaper(self) -> None:
-        """After the exits are durable: empty the cgroups, free the ports, ack the executor."""
+        """After the exits are durable: ack them (the executor destroys their cgroups, killing
+        any process left), then free their ports."""
         try:
             while self._reap:
                 batch, self._reap = self._reap, []
                 await self.store.commit()
-                await asyncio.gather(*(self._sweep(t) for t in batch))
-                for task_id in batch:
-                    self.allocator.free_ports(task_id)
                 try:
                     await self.executor.ack(batch)
                 except ExecutorError as exc:
                     log.warning("ack failed: %s", exc)
+                    continue  # ports stay held: their processes may still be there
+                for task_id in batch:
+                    self.allocator.free_ports(task_id)
         finally:
             self._reaping = False
 
-    async def _sweep(self, task_id: str) -> None:
+    async def sweep(self, task_id: str) -> None:
+        """SIGKILL everything in the task's cgroup until it is empty (errors are logged)."""
         try:
             await self.executor.sweep(task_id)
         except ExecutorError as exc:
@@ -336,7 +341,7 @@ class Engine:
             self.framework.remove(task_id)
             transition(task, TaskState.KILLED, reason=REASON_KILLED, message="killed before launch")
             self.save(rec)
-            self._finalize(rec, spawned=False)
+            self.finalize(rec, spawned=False)
             await self.store.commit()
             return task
         rec.rt.grace = self.cfg.engine.kill_grace if grace is None else max(0.0, grace)
@@ -357,17 +362,18 @@ class Engine:
         self.arm_kill_timer(rec)
 
     def arm_kill_timer(self, rec: TaskRecord) -> None:
+        """Sweep the task when its kill deadline passes."""
         delay = max(0.0, (rec.rt.kill_deadline or 0.0) - time.time())
         task_id = rec.task.id
         loop = asyncio.get_running_loop()
-        self._timers[task_id] = loop.call_later(
+        self.timers[task_id] = loop.call_later(
             delay, lambda: self.spawn_bg(self._escalate(task_id))
         )
 
     async def _escalate(self, task_id: str) -> None:
-        self._timers.pop(task_id, None)
+        self.timers.pop(task_id, None)
         if task_id in self.records:
-            await self._sweep(task_id)
+            await self.sweep(task_id)
 
     async def signal(self, task_id: str, sig: int) -> Task:
         """Send one signal to a running task."""
@@ -390,24 +396,17 @@ class Engine:
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except TimeoutError:
-            raise TimeoutExpired(f"task {task_id} still {rec.task.state} after {timeout}s") from None
+            raise TimeoutExpired(
+                f"task {task_id} still {rec.task.state} after {timeout}s"
+            ) from None
 
     async def kill_all(self, grace: float | None = None) -> None:
-        """Kill every active task and wait until each is recorded as ended."""
+        """Kill every active task and wait until each is recorded as ended (bounded: a task
+        whose end the executor never reports is left as it is)."""
         ids = list(self.records)
         await asyncio.gather(*(self.kill(t, grace) for t in ids))
-        for task_id in ids:
-            if task_id in self.records:
-                await self.wait(task_id, None)
-
-    def used_by_agent(self, usage: dict[str, tuple[float, float]]) -> dict[str, Resources]:
-        """Per agent: cores and MiB in use, from per-task (cpu cores, rss MiB)."""
-        used: dict[str, Resources] = {}
-        for task_id, (cores, rss) in usage.items():
-            rec = self.records.get(task_id)
-            if rec is None or rec.task.agent_id is None:
-                continue
-            cur = used.setdefault(rec.task.agent_id, Resources())
-            cur.cpus += cores
-            cur.mem += rss
-        return used
+        bound = (self.cfg.engine.kill_grace if grace is None else grace) + 30.0
+        pending = [self.wait(t, bound) for t in ids if t in self.records]
+        for result in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.warning("kill_all: %s", result)

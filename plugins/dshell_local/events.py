@@ -12,8 +12,6 @@ from collections import deque
 
 import msgspec
 
-from dshell.model import Event, Task
-
 from .state import Store
 from .tasks import utcnow
 
@@ -33,12 +31,17 @@ class EventBus:
         self._since_trim = 0
         store.on_commit(self._on_commit)
 
-    def publish(self, kind: str, task: Task, message: str | None = None) -> int:
-        """Record a task event (in the current transaction) and return its number."""
+    def publish(self, kind: str, task_json: bytes) -> int:
+        """Record a task event (in the current transaction) and return its number.
+
+        ``task_json`` is the task's summary JSON: the event is assembled around it, in the
+        shape of :class:`dshell.model.Event`, without encoding the task again."""
         self.seq += 1
-        snapshot = msgspec.structs.replace(task, history=[])
-        data = msgspec.json.encode(
-            Event(seq=self.seq, type=kind, at=utcnow(), task=snapshot, message=message)
+        data = b'{"seq":%d,"type":%s,"at":"%s","task":%s}' % (
+            self.seq,
+            msgspec.json.encode(kind),
+            utcnow().encode(),
+            task_json,
         )
         self.store.put_event(self.seq, data)
         self._recent.append((self.seq, data))
@@ -66,7 +69,7 @@ class EventBus:
         if since >= self.committed:
             return []
         if self._recent and self._recent[0][0] <= since + 1:
-            out = []
+            out: list[bytes] = []
             start = since + 1 - self._recent[0][0]
             for i in range(start, len(self._recent)):
                 seq, data = self._recent[i]

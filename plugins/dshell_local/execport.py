@@ -29,7 +29,7 @@ class SpawnSpec(msgspec.Struct, omit_defaults=True, kw_only=True):
     cwd: str
     stdout: str
     stderr: str
-    limits: dict[str, float] = {}  # mem_mb, cpus, pids
+    limits: dict[str, float] = {}  # mem_mb, cpus, pids (the executor's Limits)
     tty: bool = False
 
 
@@ -45,7 +45,7 @@ class ExitReport(msgspec.Struct, kw_only=True):
     signal: int | None = None
     oom: bool = False
     lost: bool = False
-    finished_at: float | None = None
+    finished_at: str | None = None
 
 
 class TaskInfo(msgspec.Struct, kw_only=True):
@@ -59,7 +59,7 @@ class TaskInfo(msgspec.Struct, kw_only=True):
     signal: int | None = None
     oom: bool = False
     lost: bool = False
-    finished_at: float | None = None
+    finished_at: str | None = None
 
 
 class Usage(msgspec.Struct, kw_only=True):
@@ -91,7 +91,8 @@ class ExecutorPort(Protocol):
     async def list_tasks(self) -> list[TaskInfo]: ...
 
     async def ack(self, task_ids: list[str]) -> None:
-        """Forget these exited tasks (their exits are persisted)."""
+        """Forget these exited tasks (their exits are persisted); any process left in their
+        cgroups is killed first, so their ports are free afterwards."""
         ...
 
     async def stats(self) -> list[Usage]: ...

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Container
 from pathlib import Path
 
 from dshell.errors import NotFoundError, UsageError
@@ -37,16 +37,18 @@ class Sandboxes:
     def path(self, task_id: str) -> Path:
         return self.root / task_id
 
-    def create(self, task_id: str) -> Path:
-        """Make the sandbox and its empty output files; SandboxError on any OS failure."""
+    def create(self, task_id: str, workdir: str | None = None) -> Path:
+        """Make the sandbox directory (the executor creates the output and status files);
+        SandboxError on any OS failure."""
         path = self.path(task_id)
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            path.mkdir(mode=0o755, exist_ok=True)
-            (path / STATUS_DIR).mkdir(exist_ok=True)
-            for name in ("stdout", "stderr"):
-                with open(path / name, "ab"):
-                    pass
+            try:
+                path.mkdir(mode=0o755, exist_ok=True)
+            except FileNotFoundError:
+                self.root.mkdir(parents=True, exist_ok=True)
+                path.mkdir(mode=0o755, exist_ok=True)
+            if workdir:
+                (path / workdir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SandboxError(f"cannot create sandbox {path}: {exc.strerror or exc}") from exc
         return path
@@ -67,7 +69,7 @@ class Sandboxes:
             raise UsageError(f"{rel!r}: path leads outside the sandbox of {task_id}")
         return Path(full)
 
-    def list(self, task_id: str, rel: str) -> list[FileEntry]:
+    def list_dir(self, task_id: str, rel: str) -> list[FileEntry]:
         path = self.resolve(task_id, rel or ".")
         try:
             if not path.is_dir():
@@ -96,6 +98,27 @@ class Sandboxes:
 
     def remove(self, task_id: str) -> None:
         shutil.rmtree(self.path(task_id), ignore_errors=True)
+
+    def finished(self, active: Container[str]) -> list[tuple[str, float]]:
+        """``(task_id, ended_epoch)`` of every sandbox whose task is not active; the end is
+        the status file's time, else the directory's."""
+        out = []
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return []
+        for entry in entries:
+            if entry.name in active or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                ended = os.stat(os.path.join(entry.path, STATUS_DIR, "status.json")).st_mtime
+            except OSError:
+                try:
+                    ended = entry.stat(follow_symlinks=False).st_mtime
+                except OSError:
+                    continue
+            out.append((entry.name, ended))
+        return out
 
     def gc(
         self, finished: list[tuple[str, float]], max_age: float, max_bytes: float, now: float
@@ -132,12 +155,3 @@ def _entry(name: str, st: os.stat_result) -> FileEntry:
     return FileEntry(
         name=name, kind=kind, size=st.st_size, mtime=mtime, mode=stat.filemode(st.st_mode)
     )
-
-
-def write_safely(write: Callable[[], None]) -> str | None:
-    """Run ``write``; the error text if it failed with an OS error, else None."""
-    try:
-        write()
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     active INTEGER NOT NULL,
     idem_key TEXT,
     data BLOB NOT NULL,
+    summary BLOB NOT NULL,
     runtime BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_active ON tasks(active) WHERE active = 1;
@@ -56,49 +57,65 @@ class Store:
         self._db.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
         )
-        self._in_tx = False
+        self._begun = False  # a BEGIN is open
+        self._dirty = False  # something was written (buffered or executed) since the commit
+        self._task_rows: dict[str, tuple[str, int, str | None, bytes, bytes, bytes]] = {}
+        self._event_rows: list[tuple[int, bytes]] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._scheduled = False
         self._on_commit: list[Callable[[], None]] = []
         self._on_rollback: list[Callable[[], None]] = []
 
     def close(self) -> None:
-        if self._in_tx:
+        if self._dirty:
             self._flush()
         self._db.close()
 
     # ---- writes ---------------------------------------------------------------------------
+    # Rows are buffered until the commit (or a read) and then written with executemany: a
+    # short task's STARTING, RUNNING and FINISHED often collapse into one row write.
 
     def _begin(self) -> None:
-        if not self._in_tx:
+        self._dirty = True
+        if not self._begun:
             self._db.execute("BEGIN")
-            self._in_tx = True
+            self._begun = True
+
+    def _apply(self) -> None:
+        """Write the buffered rows into the open transaction (reads see them afterwards)."""
+        if not self._task_rows and not self._event_rows:
+            return
+        self._begin()
+        rows, self._task_rows = list(self._task_rows.values()), {}
+        events, self._event_rows = self._event_rows, []
+        self._db.executemany(
+            "INSERT INTO tasks(id, active, idem_key, data, summary, runtime) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET active=excluded.active, data=excluded.data, "
+            "summary=excluded.summary, runtime=excluded.runtime",
+            rows,
+        )
+        self._db.executemany("INSERT INTO events(seq, data) VALUES (?, ?)", events)
 
     def put_task(
-        self, task_id: str, active: bool, idem_key: str | None, data: bytes, runtime: bytes
+        self,
+        task_id: str,
+        active: bool,
+        idem_key: str | None,
+        rows: tuple[bytes, bytes, bytes],
     ) -> None:
-        """Insert or replace one task row (the creation order ``n`` is kept on update)."""
-        self._begin()
-        self._db.execute(
-            "INSERT INTO tasks(id, active, idem_key, data, runtime) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET active=excluded.active, data=excluded.data, "
-            "runtime=excluded.runtime",
-            (task_id, int(active), idem_key, data, runtime),
-        )
+        """Insert or replace one task row: ``rows`` is (full JSON, summary JSON, runtime JSON);
+        the creation order ``n`` is kept on update."""
+        data, summary, runtime = rows
+        self._dirty = True
+        self._task_rows[task_id] = (task_id, int(active), idem_key, data, summary, runtime)
 
     def put_event(self, seq: int, data: bytes) -> None:
-        self._begin()
-        self._db.execute("INSERT INTO events(seq, data) VALUES (?, ?)", (seq, data))
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._begin()
-        self._db.execute(
-            "INSERT INTO meta(key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (key, value),
-        )
+        self._dirty = True
+        self._event_rows.append((seq, data))
 
     def trim_events(self, keep: int) -> None:
+        self._apply()
         self._begin()
         self._db.execute(
             "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?", (keep,)
@@ -114,7 +131,7 @@ class Store:
 
     async def commit(self) -> None:
         """Wait until everything written so far is committed (one COMMIT per loop pass)."""
-        if not self._in_tx and not self._scheduled:
+        if not self._dirty and not self._scheduled:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(fut)
@@ -131,17 +148,20 @@ class Store:
         self._scheduled = False
         waiters, self._waiters = self._waiters, []
         error: StoreError | None = None
-        if self._in_tx:
+        if self._dirty:
             try:
+                self._apply()
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 log.error("commit failed: %s", exc)
                 error = StoreError(f"engine database write failed: {exc}")
+                self._task_rows.clear()
+                self._event_rows.clear()
                 try:
                     self._db.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass
-            self._in_tx = False
+            self._begun = self._dirty = False
         for callback in self._on_commit if error is None else self._on_rollback:
             callback()
         for fut in waiters:
@@ -155,58 +175,51 @@ class Store:
     # ---- reads ----------------------------------------------------------------------------
 
     def active_tasks(self) -> list[tuple[bytes, bytes]]:
+        self._apply()
         rows = self._db.execute(
             "SELECT data, runtime FROM tasks WHERE active = 1 ORDER BY n"
         ).fetchall()
         return [(bytes(d), bytes(r)) for d, r in rows]
 
     def task_json(self, task_id: str) -> bytes | None:
+        self._apply()
         row = self._db.execute("SELECT data FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return bytes(row[0]) if row else None
 
-    def task_runtime(self, task_id: str) -> bytes | None:
-        row = self._db.execute("SELECT runtime FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        return bytes(row[0]) if row else None
-
-    def all_tasks_json(self, limit: int | None = None) -> list[bytes]:
-        """Every task (newest last), or the newest ``limit``."""
+    def all_tasks_json(self, limit: int | None = None, full: bool = False) -> list[bytes]:
+        """Every task (newest last), or the newest ``limit``; summaries unless ``full``."""
+        self._apply()
+        column = "data" if full else "summary"
         if limit is None:
-            rows = self._db.execute("SELECT data FROM tasks ORDER BY n").fetchall()
+            rows = self._db.execute(f"SELECT {column} FROM tasks ORDER BY n").fetchall()
         else:
             rows = self._db.execute(
-                "SELECT data FROM (SELECT n, data FROM tasks ORDER BY n DESC LIMIT ?) ORDER BY n",
+                f"SELECT {column} FROM (SELECT n, {column} FROM tasks ORDER BY n DESC LIMIT ?) "
+                "ORDER BY n",
                 (limit,),
             ).fetchall()
         return [bytes(r[0]) for r in rows]
 
-    def task_ids_with_prefix(self, prefix: str, limit: int = 50) -> list[str]:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._db.execute(
-            "SELECT id FROM tasks WHERE id LIKE ? ESCAPE '\\' ORDER BY n LIMIT ?",
-            (escaped + "%", limit),
-        ).fetchall()
-        return [r[0] for r in rows]
-
     def ids_for_key(self, idem_key: str) -> list[str]:
+        self._apply()
         rows = self._db.execute(
             "SELECT id FROM tasks WHERE idem_key = ? ORDER BY n", (idem_key,)
         ).fetchall()
         return [r[0] for r in rows]
 
     def last_task_id(self) -> str | None:
+        self._apply()
         row = self._db.execute("SELECT id FROM tasks ORDER BY n DESC LIMIT 1").fetchone()
         return row[0] if row else None
 
     def max_event_seq(self) -> int:
+        self._apply()
         row = self._db.execute("SELECT MAX(seq) FROM events").fetchone()
         return int(row[0] or 0)
 
     def events_after(self, seq: int, limit: int = 1000) -> list[tuple[int, bytes]]:
+        self._apply()
         rows = self._db.execute(
             "SELECT seq, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
         ).fetchall()
         return [(int(s), bytes(d)) for s, d in rows]
-
-    def finished_task_count(self) -> int:
-        row = self._db.execute("SELECT COUNT(*) FROM tasks WHERE active = 0").fetchone()
-        return int(row[0])

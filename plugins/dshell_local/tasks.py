@@ -20,7 +20,6 @@ import os
 import signal as signals
 
 import msgspec
-
 from dshell.model import StateChange, Task, TaskState
 
 log = logging.getLogger(__name__)
@@ -67,19 +66,22 @@ class TaskRuntime(msgspec.Struct, omit_defaults=True, kw_only=True):
     grace: float | None = None
     kill_deadline: float | None = None  # epoch seconds when SIGKILL is due
     tty: bool = False
+    port_names: list[str] = []
+    workdir: str | None = None
     acked: bool = False  # the executor was told to forget the exit
     ports_freed: bool = False
     sandbox_removed: bool = False
 
 
 class TaskRecord:
-    """A task in memory: the public Task and its runtime."""
+    """A task in memory: the public Task, its runtime, and its summary as last saved."""
 
-    __slots__ = ("rt", "task")
+    __slots__ = ("rt", "summary", "task")
 
     def __init__(self, task: Task, rt: TaskRuntime) -> None:
         self.task = task
         self.rt = rt
+        self.summary = b""
 
 
 def utcnow() -> str:
@@ -121,6 +123,8 @@ def exit_outcome(
     before: TaskState, exit_code: int | None, sig: int | None, oom: bool, lost: bool
 ) -> tuple[TaskState, str | None, str | None]:
     """The terminal state, reason and message for an exit the executor reported."""
+    if lost and before is TaskState.KILLING:
+        return TaskState.KILLED, REASON_KILLED, "killed (a new executor re-adopted it: no status)"
     if lost:
         return TaskState.LOST, REASON_LOST, "the executor lost track of the task"
     if oom:
@@ -157,15 +161,24 @@ def task_env(
     return env
 
 
-def process_env(task_env_vars: dict[str, str]) -> dict[str, str]:
+def inherited_env() -> dict[str, str]:
+    """The variables every task inherits from the engine (read once per engine)."""
+    return {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+
+
+def process_env(
+    task_env_vars: dict[str, str], base: dict[str, str] | None = None
+) -> dict[str, str]:
     """What the process gets: a few inherited variables, then the task's own."""
-    env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+    env = dict(inherited_env() if base is None else base)
     env.update(task_env_vars)
     return env
 
 
-def encode_record(rec: TaskRecord) -> tuple[bytes, bytes]:
-    return msgspec.json.encode(rec.task), msgspec.json.encode(rec.rt)
+def encode_record(rec: TaskRecord) -> tuple[bytes, bytes, bytes]:
+    """Full JSON, summary JSON (no history, no env: what listings and events carry), runtime."""
+    rec.summary = msgspec.json.encode(msgspec.structs.replace(rec.task, history=[], env={}))
+    return msgspec.json.encode(rec.task), rec.summary, msgspec.json.encode(rec.rt)
 
 
 def decode_record(data: bytes, runtime: bytes) -> TaskRecord:

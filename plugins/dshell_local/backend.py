@@ -1,0 +1,200 @@
+"""``/local``: the embedded engine as a dshell backend (over the engine's Unix socket).
+
+The engine is started on first use unless the mount says ``autostart=no``. Every method is a
+synchronous call through :class:`dshell_local.client.EngineClient`; the answers are already
+:mod:`dshell.model` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+import msgspec
+from dshell.backend import Backend, Capability, ExecHandle, Mount, TaskQuery
+from dshell.errors import BackendError, UnreachableError, status_from_wait
+from dshell.model import (
+    Agent,
+    Event,
+    FileEntry,
+    OutputChunk,
+    RunSpec,
+    Task,
+    TaskStats,
+)
+
+from . import api
+from .client import EngineClient
+
+_STREAMS = {api.FRAME_STDOUT: "stdout", api.FRAME_STDERR: "stderr"}
+
+
+class LocalExecHandle(ExecHandle):
+    """An exec over the engine's WebSocket; ``write_stdin(b"")`` closes the command's stdin."""
+
+    def __init__(self, socket_path: str, task_id: str, request: api.ExecRequest) -> None:
+        from urllib.parse import quote
+
+        from .wsclient import WebSocket
+
+        path = f"{api.API_PREFIX}/tasks/{quote(task_id, safe='')}/exec"
+        self._ws = WebSocket.connect(socket_path, path)
+        self._ws.send_text(api.encode(request).decode())
+        self._status: int | None = None
+
+    def chunks(self) -> Iterator[OutputChunk]:
+        while (message := self._ws.recv()) is not None:
+            if not message:
+                continue
+            kind, payload = message[0], message[1:]
+            if kind in _STREAMS:
+                yield OutputChunk(_STREAMS[kind], payload)
+            elif kind == api.FRAME_EXIT:
+                self._status = msgspec.json.decode(payload, type=api.ExitStatus).status
+            elif kind == api.FRAME_ERROR:
+                detail = msgspec.json.decode(payload, type=api.ErrorDetail)
+                raise BackendError(f"exec failed: {detail.message}")
+        self._ws.close()
+
+    def status(self) -> int:
+        if self._status is None:
+            raise BackendError("exec ended without an exit status")
+        return self._status
+
+    def write_stdin(self, data: bytes) -> None:
+        if data:
+            self._ws.send_binary(bytes([api.FRAME_STDIN]) + data)
+        else:
+            self._ws.send_binary(bytes([api.FRAME_STDIN_EOF]))
+
+    def resize(self, rows: int, cols: int) -> None:
+        self._ws.send_binary(bytes([api.FRAME_RESIZE]) + api.pack_resize(rows, cols))
+
+    def close(self) -> None:
+        self._ws.close()
+
+
+class LocalBackend(Backend):
+    """The embedded engine on this machine."""
+
+    name = "local"
+    capabilities = frozenset(
+        {
+            Capability.TASKS,
+            Capability.RUN,
+            Capability.KILL,
+            Capability.SIGNAL,
+            Capability.ATTACH,
+            Capability.EXEC,
+            Capability.TTY,
+            Capability.FILES,
+            Capability.FOLLOW,
+            Capability.STATS,
+            Capability.AGENTS,
+            Capability.EVENTS,
+            Capability.IDEMPOTENCY,
+        }
+    )
+    options: ClassVar[dict[str, str]] = {
+        "socket": "the engine's Unix socket (default: engine.sock in the runtime dir)",
+        "autostart": "start the engine on first use: yes (default) or no",
+    }
+
+    def __init__(self, mount: Mount) -> None:
+        super().__init__(mount)
+        self._client: EngineClient | None = None
+        self.last_exit: api.ExitStatus | None = None
+
+    @property
+    def client(self) -> EngineClient:
+        """The engine client, starting the engine on first use (unless autostart=no)."""
+        if self._client is None:
+            from . import control
+
+            path = self.mount.options.get("socket") or str(control.socket_path())
+            c = EngineClient(path)
+            if not c.ping():
+                if self.mount.options.get("autostart", "yes").lower() in ("no", "false", "0"):
+                    raise UnreachableError(
+                        f"the engine at {path} is not running", hint="dshell engine start"
+                    )
+                control.start()
+            self._client = c
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def list_tasks(self, query: TaskQuery) -> list[Task]:
+        return self.client.list_tasks(
+            all=query.all,
+            states=query.states or None,
+            labels=query.selector or None,
+            limit=query.limit,
+        )
+
+    def get_task(self, task_id: str) -> Task:
+        return self.client.get_task(task_id)
+
+    def list_agents(self) -> list[Agent]:
+        return self.client.agents()
+
+    def submit(self, spec: RunSpec) -> list[Task]:
+        return self.client.submit(spec)
+
+    def kill(self, task_id: str, *, signal: int | None = None, grace: float | None = None) -> Task:
+        if signal is not None:
+            return self.client.signal(task_id, signal)
+        return self.client.kill(task_id, grace)
+
+    def wait_task(self, task_id: str, *, timeout: float | None = None) -> Task:
+        return self.client.wait(task_id, timeout)
+
+    def read_output(
+        self, task_id: str, *, stream: str = "stdout", offset: int = 0, follow: bool = False
+    ) -> Iterator[OutputChunk]:
+        for data in self.client.read_file(task_id, stream, offset=offset, follow=follow):
+            yield OutputChunk(stream, data, offset)
+            offset += len(data)
+
+    def attach(self, task_id: str) -> Iterator[OutputChunk]:
+        offsets = {"stdout": 0, "stderr": 0}
+        for kind, payload in self.client.attach(task_id):
+            if kind in _STREAMS:
+                stream = _STREAMS[kind]
+                yield OutputChunk(stream, payload, offsets[stream])
+                offsets[stream] += len(payload)
+            elif kind == api.FRAME_EXIT:
+                self.last_exit = msgspec.json.decode(payload, type=api.ExitStatus)
+
+    def list_files(self, task_id: str, path: str) -> list[FileEntry]:
+        return self.client.list_files(task_id, path)
+
+    def read_file(
+        self, task_id: str, path: str, *, offset: int = 0, follow: bool = False
+    ) -> Iterator[bytes]:
+        return self.client.read_file(task_id, path, offset=offset, follow=follow)
+
+    def exec(
+        self,
+        task_id: str,
+        command: list[str],
+        *,
+        tty: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> ExecHandle:
+        request = api.ExecRequest(command=command, tty=tty, env=env or {})
+        return LocalExecHandle(self.client.socket_path, task_id, request)
+
+    def stats(self) -> list[TaskStats]:
+        return self.client.stats()
+
+    def events(self, *, since: int | None = None, follow: bool = True) -> Iterator[Event]:
+        return self.client.events(since or 0, follow)
+
+
+def exit_status(task: Task) -> int:
+    """Shell-style status of a finished task."""
+    return status_from_wait(task.exit_code, task.signal)

@@ -1,0 +1,275 @@
+"""The engine daemon: ``python -m dshell_local.daemon [--daemonize]``.
+
+Start-up: take the daemon lock (``RUNTIME/engine.pid``, flock), open the database, connect to
+the executor (starting it if needed), load and reconcile the tasks (recovery), then listen on
+``RUNTIME/engine.sock``. Logs go to ``STATE/logs/engine.log``, rotated. SIGTERM or
+``POST /v1/shutdown`` stop it; tasks keep running unless the shutdown asks to kill them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import hashlib
+import logging
+import logging.handlers
+import os
+import signal
+import sqlite3
+import ssl
+import sys
+import time
+from pathlib import Path
+
+from dshell import __version__, paths
+from dshell.errors import ConfigError
+
+from . import api, recovery
+from . import config as engine_config
+from .crash import CrashPoints
+from .engine import Engine
+from .execadapter import connect_executor
+from .execport import ExecutorError, ExecutorPort
+from .execsession import exec_handler
+from .routes import CONTEXT, Context, add_routes
+from .sandbox import Sandboxes
+from .server import Listeners, make_app, tls_context
+from .state import Store
+from .stats import StatsSampler
+from .streams import add_stream_routes
+from .tasks import utcnow
+
+log = logging.getLogger("dshell_local")
+FAILED_MARK = "dshell engine failed:"  # control.start looks for it in engine.out
+
+
+class Daemon:
+    """One engine process: its state, listeners and shutdown."""
+
+    def __init__(self, cfg: engine_config.EngineConfig) -> None:
+        self.cfg = cfg
+        self.runtime = paths.runtime_dir()
+        self.state_dir = paths.state_dir()
+        self.socket_path = self.runtime / api.SOCKET_NAME
+        self.started_at = utcnow()
+        self.stopping = asyncio.Event()
+        self.kill_tasks = False
+        self.hello: dict[str, object] = {}
+        self.recovered: dict[str, int] = {}
+        self.reconnecting = False
+
+    def cgroup_name(self) -> str:
+        digest = hashlib.sha1(str(self.runtime).encode()).hexdigest()[:10]
+        return f"dshell-{digest}"
+
+    async def run(self) -> None:
+        store = Store(self.state_dir / "engine.db")
+        executor = await connect_executor(
+            self.runtime,
+            self.cgroup_name(),
+            self.state_dir / "logs" / "executor.log",
+            self.cfg.engine.isolation,
+        )
+        engine = Engine(
+            self.cfg,
+            store,
+            executor,
+            Sandboxes(self.state_dir / "sandboxes"),
+            CrashPoints.from_env(),
+        )
+        self.engine = engine
+        self.hello = await executor.hello()
+        recovery.load(engine)
+        self.recovered = await recovery.reconcile(engine)
+        engine.set_ready()
+        executor.on_lost(lambda: engine.spawn_bg(self._reconnect(engine)))
+        app = make_app(self.cfg.token)
+        sampler = StatsSampler(engine)
+        app[CONTEXT] = Context(engine, sampler, self.status, self.request_stop)
+        add_routes(app)
+        add_stream_routes(app)
+        app.router.add_get(f"{api.API_PREFIX}/tasks/{{id}}/exec", exec_handler)
+        listeners = Listeners(app)
+        await listeners.start(self.socket_path, self._tcp(), self._tls())
+        log.info("engine %s listening on %s (pid %d)", __version__, self.socket_path, os.getpid())
+        gc = asyncio.gather(self._gc_loop(engine), self._sample_loop(engine, sampler))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop, False)
+        await self.stopping.wait()
+        await self._shutdown(engine, executor, store, listeners, gc)
+
+    async def _shutdown(
+        self,
+        engine: Engine,
+        executor: ExecutorPort,
+        store: Store,
+        listeners: Listeners,
+        gc: asyncio.Future[tuple[None, None]],
+    ) -> None:
+        log.info("stopping (kill_tasks=%s)", self.kill_tasks)
+        if self.kill_tasks:
+            await engine.kill_all()
+        gc.cancel()
+        await asyncio.gather(gc, return_exceptions=True)
+        await store.commit()
+        if self.socket_path.exists():
+            self.socket_path.unlink()
+        await listeners.stop()
+        await engine.close()
+        store.close()
+        await executor.close()
+        log.info("stopped")
+
+    async def _reconnect(self, engine: Engine) -> None:
+        """The executor connection dropped: reconnect (restarting it) and reconcile."""
+        if self.reconnecting:
+            return
+        self.reconnecting = True
+        delay = 0.1
+        try:
+            while not self.stopping.is_set():
+                await asyncio.sleep(delay)
+                try:
+                    self.hello = await engine.executor.hello()
+                    await recovery.reconcile(engine)
+                    return
+                except ExecutorError as exc:
+                    log.warning("executor still unreachable: %s", exc)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            self.reconnecting = False
+
+    def request_stop(self, kill_tasks: bool) -> None:
+        self.kill_tasks = self.kill_tasks or kill_tasks
+        self.stopping.set()
+
+    def _tcp(self) -> tuple[str, int] | None:
+        if self.cfg.tcp is None:
+            return None
+        host, _, port = self.cfg.tcp.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def _tls(self) -> ssl.SSLContext | None:
+        tcp = self.cfg.tcp
+        if tcp is None or not tcp.cert or not tcp.key:
+            return None
+        return tls_context(tcp.cert, tcp.key)
+
+    def status(self) -> api.EngineStatus:
+        iso = self.hello.get("isolation")
+        isolation = api.Isolation(**iso) if isinstance(iso, dict) else api.Isolation()
+        return api.EngineStatus(
+            pid=os.getpid(),
+            version=__version__,
+            started_at=self.started_at,
+            socket=str(self.socket_path),
+            state_dir=str(self.state_dir),
+            config_file=self.cfg.path,
+            executor=api.ExecutorInfo(
+                pid=_int(self.hello.get("executor_pid")),
+                version=_str(self.hello.get("version")),
+                boot_id=_str(self.hello.get("boot_id")),
+            ),
+            isolation=isolation,
+            active_tasks=len(self.engine.records),
+            agents=len(self.engine.allocator.agents),
+            last_event=self.engine.bus.committed,
+            tcp=self.cfg.tcp.listen if self.cfg.tcp else None,
+            recovery=self.recovered,
+        )
+
+    async def _sample_loop(self, engine: Engine, sampler: StatsSampler) -> None:
+        """Keep a recent usage sample for the agents' ``used`` (cheap: one executor call)."""
+        while True:
+            await asyncio.sleep(self.cfg.engine.stats_interval)
+            if engine.records:
+                await sampler.sample()
+
+    async def _gc_loop(self, engine: Engine) -> None:
+        """Remove finished sandboxes by age and total size (``[sandbox]`` in engine.toml)."""
+        cfg = self.cfg.sandbox
+        while True:
+            await asyncio.sleep(cfg.gc_interval)
+            finished = engine.sandboxes.finished(engine.records)
+            removed = engine.sandboxes.gc(
+                finished, cfg.max_age, cfg.max_total_mb * 1024 * 1024, time.time()
+            )
+            if removed:
+                log.info("removed %d finished sandboxes", len(removed))
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def setup_logging(cfg: engine_config.EngineConfig) -> None:
+    logs = paths.state_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(
+        logs / "engine.log",
+        maxBytes=cfg.engine.log_max_bytes,
+        backupCount=cfg.engine.log_backups,
+    )
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def take_lock(runtime: Path) -> int | None:
+    """The daemon lock's fd (held for the process's life), or None if another engine has it."""
+    fd = os.open(runtime / api.DAEMON_LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the engine in the foreground (``--daemonize``: detach first)."""
+    parser = argparse.ArgumentParser(prog="dshell_local.daemon")
+    parser.add_argument("--daemonize", action="store_true", help="fork and detach first")
+    args = parser.parse_args(argv)
+    if args.daemonize and os.fork() > 0:  # small process, before any heavy work
+        os._exit(0)
+    try:
+        cfg = engine_config.load()
+    except ConfigError as exc:
+        print(f"{FAILED_MARK} {exc}", file=sys.stderr, flush=True)
+        return 3
+    setup_logging(cfg)
+    lock = take_lock(paths.runtime_dir())
+    if lock is None:
+        log.error("another engine holds %s; exiting", paths.runtime_dir() / api.DAEMON_LOCK_NAME)
+        return 1
+    profile = os.environ.get("DSHELL_ENGINE_PROFILE")  # a path: cProfile stats for benchmarks
+    try:
+        if profile:
+            import cProfile
+
+            cProfile.runctx("asyncio.run(Daemon(cfg).run())", globals(), locals(), profile)
+        else:
+            asyncio.run(Daemon(cfg).run())
+    except (ExecutorError, OSError, sqlite3.Error) as exc:
+        log.error("engine failed: %s", exc, exc_info=True)
+        print(f"{FAILED_MARK} {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        os.close(lock)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

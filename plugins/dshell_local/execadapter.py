@@ -1,0 +1,180 @@
+"""Adapts the executor's asyncio client (``executor/client.py``) to :class:`ExecutorPort`.
+
+The client reconnects by itself (starting a new executor, which re-adopts the tasks) and runs
+``on_connect`` after every reconnection; the engine then reconciles again, because exits sent
+while the connection was down are not replayed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from dshell.errors import BackendError, UnreachableError
+
+from .execport import ExecutorError, ExecutorGone, ExitReport, Spawned, SpawnSpec, TaskInfo, Usage
+from .executor import protocol
+from .executor.client import ExecutorClient
+
+log = logging.getLogger(__name__)
+
+
+def _err(exc: BackendError) -> ExecutorError:
+    if isinstance(exc, UnreachableError):
+        return ExecutorGone(str(exc))
+    return ExecutorError(str(exc))
+
+
+class ClientPort:
+    """ExecutorPort over :class:`ExecutorClient`."""
+
+    def __init__(self) -> None:
+        self.client: ExecutorClient | None = None
+        self._exit_cb: Callable[[ExitReport], None] | None = None
+        self._lost_cb: Callable[[], None] | None = None
+        self._closed = False
+
+    @property
+    def _c(self) -> ExecutorClient:
+        if self.client is None:
+            raise ExecutorGone("not connected to the executor")
+        return self.client
+
+    def _on_exited(self, event: protocol.ExitedEvent) -> None:
+        if self._exit_cb is not None:
+            self._exit_cb(
+                ExitReport(
+                    task_id=event.task_id,
+                    pid=event.pid,
+                    exit_code=event.exit_code,
+                    signal=event.signal,
+                    oom=event.oom,
+                    lost=event.lost,
+                    finished_at=event.finished_at,
+                )
+            )
+
+    def _on_lost(self) -> None:
+        if self._lost_cb is not None and not self._closed:
+            log.warning("lost the connection to the executor")
+            self._lost_cb()
+
+    async def hello(self) -> dict[str, Any]:
+        try:
+            hello = await self._c.hello()
+        except BackendError as exc:
+            raise _err(exc) from exc
+        return dict(msgspec.to_builtins(hello))
+
+    async def spawn_batch(self, specs: list[SpawnSpec]) -> list[Spawned | ExecutorError]:
+        items = [
+            protocol.SpawnSpec(
+                task_id=s.task_id,
+                argv=s.argv,
+                env=s.env,
+                cwd=s.cwd,
+                stdout=s.stdout,
+                stderr=s.stderr,
+                shell=s.shell,
+                limits=protocol.Limits(
+                    mem_mb=int(s.limits["mem_mb"]) if "mem_mb" in s.limits else None,
+                    cpus=s.limits.get("cpus"),
+                    pids=int(s.limits["pids"]) if "pids" in s.limits else None,
+                ),
+                tty=s.tty,
+            )
+            for s in specs
+        ]
+        try:
+            results = await self._c.spawn_batch(items)
+        except BackendError as exc:
+            raise _err(exc) from exc
+        out: list[Spawned | ExecutorError] = []
+        for r in results:
+            if r.ok and r.pid is not None:
+                out.append(Spawned(pid=r.pid, start_time=r.start_time))
+            else:
+                out.append(ExecutorError(f"{r.error}: {r.message}"))
+        return out
+
+    async def signal(self, task_id: str, sig: int) -> None:
+        try:
+            await self._c.signal(task_id, sig)
+        except BackendError as exc:
+            raise _err(exc) from exc
+
+    async def sweep(self, task_id: str) -> None:
+        try:
+            await self._c.sweep(task_id)
+        except BackendError as exc:
+            raise _err(exc) from exc
+
+    async def list_tasks(self) -> list[TaskInfo]:
+        try:
+            infos = await self._c.list_tasks()
+        except BackendError as exc:
+            raise _err(exc) from exc
+        return [msgspec.convert(msgspec.to_builtins(i), TaskInfo) for i in infos]
+
+    async def ack(self, task_ids: list[str]) -> None:
+        try:
+            await self._c.ack(task_ids)
+        except BackendError as exc:
+            raise _err(exc) from exc
+
+    async def stats(self) -> list[Usage]:
+        try:
+            rows = await self._c.stats()
+        except BackendError as exc:
+            raise _err(exc) from exc
+        return [
+            Usage(task_id=r.task_id, cpu_ns=r.cpu_ns, rss_bytes=r.rss_bytes, nprocs=r.nprocs)
+            for r in rows
+        ]
+
+    async def join(self, task_id: str, pid: int) -> None:
+        try:
+            await self._c.join(task_id, pid)
+        except BackendError as exc:
+            raise _err(exc) from exc
+
+    def on_exit(self, callback: Callable[[ExitReport], None]) -> None:
+        self._exit_cb = callback
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        self._lost_cb = callback
+
+    async def close(self) -> None:
+        self._closed = True
+        if self.client is not None:
+            await self.client.close()
+
+
+async def connect_executor(
+    runtime_dir: Path,
+    cgroup_name: str,
+    log_path: Path,
+    isolation: str = "auto",
+    idle_exit: float = 30.0,
+) -> ClientPort:
+    """Connect to this runtime dir's executor, starting it if needed (``isolation``: auto,
+    rlimit, or none, which the executor knows as rlimit: it always applies rlimits)."""
+    port = ClientPort()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        port.client = await ExecutorClient.connect(
+            str(runtime_dir),
+            cgroup_name,
+            str(log_path),
+            True,
+            idle_exit=idle_exit,
+            isolation="auto" if isolation == "auto" else "rlimit",
+            on_exit=port._on_exited,
+        )
+        port.client.on_lost(port._on_lost)
+    except BackendError as exc:
+        raise _err(exc) from exc
+    return port

@@ -1,0 +1,104 @@
+"""Validation of a RunSpec and construction of its tasks (pure: no I/O, no commit)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from dshell.errors import UsageError
+from dshell.model import Resources, RunSpec, StateChange, Task, TaskState
+
+from .allocator import DEFAULT_ROLE, Allocator
+from .ids import IdGenerator, default_name, sanitize_name
+from .tasks import TaskRecord, TaskRuntime, utcnow
+
+MAX_INSTANCES = 10_000
+_PORT_NAME = re.compile(r"^[A-Za-z0-9_-]*$")
+_ROLE = re.compile(r"^(\*|[A-Za-z0-9_][A-Za-z0-9_.-]{0,62})$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def validate(spec: RunSpec) -> None:
+    """Raise UsageError naming the first bad field of ``spec``."""
+    if not spec.command or not all(spec.command):
+        raise UsageError("run: a command is required (argv, or one shell string)")
+    if any("\x00" in arg for arg in spec.command):
+        raise UsageError("run: command contains a NUL byte")
+    if not 1 <= spec.instances <= MAX_INSTANCES:
+        raise UsageError(f"run: instances must be 1..{MAX_INSTANCES}, not {spec.instances}")
+    res = spec.resources
+    for field in ("cpus", "mem", "disk", "gpus"):
+        if getattr(res, field) < 0:
+            raise UsageError(f"run: {field} must not be negative")
+    if res.gpus > 0:
+        raise UsageError("run: the local engine has no GPUs")
+    named = [p for p in spec.ports if p]
+    if len(named) != len(set(named)):
+        raise UsageError("run: port names must be unique")
+    for port in spec.ports:
+        if not _PORT_NAME.match(port):
+            raise UsageError(f"run: bad port name {port!r} (letters, digits, '_' and '-')")
+    for key, value in spec.env.items():
+        if not _ENV_KEY.match(key) or "\x00" in value:
+            raise UsageError(f"run: bad environment variable {key!r}")
+    if spec.role is not None and not _ROLE.match(spec.role):
+        raise UsageError(f"run: bad role {spec.role!r}")
+    if spec.workdir is not None:
+        wd = PurePosixPath(spec.workdir)
+        if wd.is_absolute() or ".." in wd.parts:
+            raise UsageError("run: workdir must be a relative path inside the sandbox")
+    for field in ("constraints", "after", "volumes"):
+        if getattr(spec, field):
+            raise UsageError(f"run: the local engine does not support {field} yet")
+
+
+def build(spec: RunSpec, ids: IdGenerator, allocator: Allocator) -> list[TaskRecord]:
+    """The STAGING records of ``spec``; UsageError if invalid or if it can never fit."""
+    validate(spec)
+    res = Resources(
+        cpus=spec.resources.cpus,
+        mem=spec.resources.mem,
+        disk=spec.resources.disk,
+        ports=len(spec.ports),
+    )
+    if not allocator.fits_ever(res):
+        raise UsageError(
+            f"run: no agent can ever hold this task (cpus {res.cpus:g}, mem {res.mem:g} MiB, "
+            f"disk {res.disk:g} MiB, {res.ports} ports); agents: "
+            + "; ".join(
+                f"{a.spec.id} cpus {a.total.cpus:g} mem {a.total.mem:g} disk {a.total.disk:g} "
+                f"ports {a.port_count}"
+                for a in allocator.agents.values()
+            )
+        )
+    command = [" ".join(spec.command)] if spec.shell else list(spec.command)
+    name = sanitize_name(spec.name) if spec.name else default_name(command, spec.shell)
+    now = utcnow()
+    records = []
+    for index in range(spec.instances):
+        task_id = ids.new_id(name)
+        task = Task(
+            id=task_id,
+            name=name,
+            state=TaskState.STAGING,
+            backend="local",
+            framework_id="dshell",
+            role=spec.role or DEFAULT_ROLE,
+            command=command,
+            shell=spec.shell,
+            resources=res,
+            labels=dict(spec.labels),
+            env=dict(spec.env),
+            instance=index,
+            created_at=now,
+            sandbox=None,
+            history=[StateChange(state=TaskState.STAGING.value, at=now)],
+        )
+        rt = TaskRuntime(
+            idem_key=spec.idempotency_key,
+            tty=spec.tty,
+            port_names=list(spec.ports),
+            workdir=spec.workdir,
+        )
+        records.append(TaskRecord(task, rt))
+    return records
