@@ -163,8 +163,7 @@ _dshell_node() {
             _dshell_vopts='-o --output'
             ;;
         'engine stop')
-            _dshell_opts='--kill-tasks -o --output -q --quiet --raw -h --help'
-            _dshell_vopts='-o --output'
+            _dshell_opts='--kill-tasks -h --help'
             ;;
         'completion')
             _dshell_opts='-h --help'
@@ -232,7 +231,6 @@ _dshell_value() {
         'backends|-o' | 'backends|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'engine start|-o' | 'engine start|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'engine status|-o' | 'engine status|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
-        'engine stop|-o' | 'engine stop|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'completion|@0') _dshell_kind='choice bash zsh fish' ;;
         'help|@'*) _dshell_kind='verb' ;;
     esac

@@ -27,7 +27,7 @@ def engine() -> None:
 @click.pass_context
 def start(ctx: click.Context, output: str | None, quiet: bool, raw: bool) -> None:
     """Start the engine daemon if it is not running; re-adopts tasks left running."""
-    import dshell_local.control as control
+    from dshell_local import control
 
     _show(ctx, control.start(wait=True), output)
 
@@ -38,16 +38,17 @@ def start(ctx: click.Context, output: str | None, quiet: bool, raw: bool) -> Non
     is_flag=True,
     help="Kill every running task first (default: leave them running).",
 )
-@output_options()
 @click.pass_context
-def stop(ctx: click.Context, kill_tasks: bool, output: str | None, quiet: bool, raw: bool) -> None:
+def stop(ctx: click.Context, kill_tasks: bool) -> None:
     """Stop the engine daemon.
 
     Tasks keep running unless --kill-tasks; the next start re-adopts them.
     """
-    import dshell_local.control as control
+    from dshell_local import control
 
-    _show(ctx, control.stop(kill_tasks=kill_tasks), output)
+    stopped = control.stop(kill_tasks=kill_tasks)
+    out, _ = out_fmt(session_of(ctx), None)
+    out.info("engine stopped" if stopped else "engine was not running")
 
 
 @engine.command("status")
@@ -55,6 +56,11 @@ def stop(ctx: click.Context, kill_tasks: bool, output: str | None, quiet: bool, 
 @click.pass_context
 def status(ctx: click.Context, output: str | None, quiet: bool, raw: bool) -> None:
     """pid, version, socket, state dir, agents and the isolation in force."""
-    import dshell_local.control as control
+    from dshell_local import control
 
-    _show(ctx, control.status(), output)
+    from ..errors import UnreachableError
+
+    status = control.status()
+    if status is None:
+        raise UnreachableError("the engine is not running (`dshell engine start` starts it)")
+    _show(ctx, status, output)

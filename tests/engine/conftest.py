@@ -59,6 +59,24 @@ def _pid_in(path: Path) -> int | None:
         return None
 
 
+def kill_leftover_tasks(state: Path) -> None:
+    """Last resort: SIGKILL every process whose sandbox lies in this test's state dir.
+
+    A test that kills the engine and then fails leaves tasks no engine will stop; they must
+    not outlive the test (they would load the machine for every later test).
+    """
+    marker = f"DSHELL_SANDBOX={state}/".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                if marker in fh.read():
+                    os.kill(int(entry), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
 def stop_everything(runtime: Path) -> None:
     """Kill the engine's tasks, stop the engine, then the executor (bounded)."""
     with contextlib.suppress(Exception):
@@ -89,6 +107,7 @@ def engine_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     (tmp_path / "config").mkdir()
     yield runtime
     stop_everything(runtime)
+    kill_leftover_tasks(tmp_path / "state")
     shutil.rmtree(runtime, ignore_errors=True)
 
 
