@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import ClassVar
+from urllib.parse import quote
 
 import msgspec
 from dshell.backend import Backend, Capability, ExecHandle, Mount, TaskQuery
-from dshell.errors import BackendError, UnreachableError, status_from_wait
+from dshell.errors import BackendError, UnreachableError, UsageError, status_from_wait
 from dshell.model import (
     Agent,
     Event,
@@ -30,16 +31,18 @@ _STREAMS = {api.FRAME_STDOUT: "stdout", api.FRAME_STDERR: "stderr"}
 
 
 class LocalExecHandle(ExecHandle):
-    """An exec over the engine's WebSocket; ``write_stdin(b"")`` closes the command's stdin."""
+    """An exec (or an interactive attach) over the engine's WebSocket; ``write_stdin(b"")``
+    closes the command's stdin (sends ^D to a terminal)."""
 
-    def __init__(self, socket_path: str, task_id: str, request: api.ExecRequest) -> None:
-        from urllib.parse import quote
-
+    def __init__(
+        self, socket_path: str, path: str, first: bytes | None = None, what: str = "exec"
+    ) -> None:
         from .wsclient import WebSocket
 
-        path = f"{api.API_PREFIX}/tasks/{quote(task_id, safe='')}/exec"
         self._ws = WebSocket.connect(socket_path, path)
-        self._ws.send_text(api.encode(request).decode())
+        if first is not None:
+            self._ws.send_text(first.decode())
+        self._what = what
         self._status: int | None = None
 
     def chunks(self) -> Iterator[OutputChunk]:
@@ -53,12 +56,12 @@ class LocalExecHandle(ExecHandle):
                 self._status = msgspec.json.decode(payload, type=api.ExitStatus).status
             elif kind == api.FRAME_ERROR:
                 detail = msgspec.json.decode(payload, type=api.ErrorDetail)
-                raise BackendError(f"exec failed: {detail.message}")
+                raise BackendError(f"{self._what} failed: {detail.message}")
         self._ws.close()
 
     def status(self) -> int:
         if self._status is None:
-            raise BackendError("exec ended without an exit status")
+            raise BackendError(f"{self._what} ended without an exit status")
         return self._status
 
     def write_stdin(self, data: bytes) -> None:
@@ -186,7 +189,16 @@ class LocalBackend(Backend):
         env: dict[str, str] | None = None,
     ) -> ExecHandle:
         request = api.ExecRequest(command=command, tty=tty, env=env or {})
-        return LocalExecHandle(self.client.socket_path, task_id, request)
+        path = f"{api.API_PREFIX}/tasks/{quote(task_id, safe='')}/exec"
+        return LocalExecHandle(self.client.socket_path, path, api.encode(request))
+
+    def run_interactive(self, spec: RunSpec) -> ExecHandle:
+        """Launch one task with a terminal and attach to it (``run -it``)."""
+        if spec.instances != 1:
+            raise UsageError("run -it launches one task (not --instances)")
+        task = self.submit(msgspec.structs.replace(spec, tty=True))[0]
+        path = f"{api.API_PREFIX}/tasks/{quote(task.id, safe='')}/attach?interactive=1"
+        return LocalExecHandle(self.client.socket_path, path, what=f"run -it ({task.id})")
 
     def stats(self) -> list[TaskStats]:
         return self.client.stats()

@@ -141,6 +141,18 @@ class ClientPort:
         except BackendError as exc:
             raise _err(exc) from exc
 
+    async def write_stdin(self, task_id: str, data: str) -> int:
+        try:
+            return await self._c.write_stdin(task_id, data)
+        except BackendError as exc:
+            raise _err(exc) from exc
+
+    async def resize(self, task_id: str, rows: int, cols: int) -> None:
+        try:
+            await self._c.resize(task_id, rows, cols)
+        except BackendError as exc:
+            raise _err(exc) from exc
+
     def on_exit(self, callback: Callable[[ExitReport], None]) -> None:
         self._exit_cb = callback
 

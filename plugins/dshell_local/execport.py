@@ -101,6 +101,14 @@ class ExecutorPort(Protocol):
         """Move ``pid`` into the task's cgroups (exec)."""
         ...
 
+    async def write_stdin(self, task_id: str, data: str) -> int:
+        """Queue text for a ``tty`` task's terminal (not retried); bytes accepted."""
+        ...
+
+    async def resize(self, task_id: str, rows: int, cols: int) -> None:
+        """Set a ``tty`` task's window size."""
+        ...
+
     def on_exit(self, callback: Callable[[ExitReport], None]) -> None:
         """Register the callback for the executor's unsolicited ``exited`` events."""
         ...

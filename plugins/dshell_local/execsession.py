@@ -24,6 +24,7 @@ import shutil
 import signal
 import struct
 import termios
+from collections.abc import Awaitable, Callable
 
 import msgspec
 from aiohttp import WSMsgType, web
@@ -101,6 +102,15 @@ class ExecProcess:
         if self.master is not None:
             _set_size(self.master, rows, cols)
 
+    async def on_frame(self, kind: int, payload: bytes) -> None:
+        """A stdin, stdin-EOF or resize frame from the client."""
+        if kind == api.FRAME_STDIN:
+            self.write(payload)
+        elif kind == api.FRAME_STDIN_EOF:
+            self.close_stdin()
+        elif kind == api.FRAME_RESIZE and len(payload) >= 4:
+            self.resize(*api.unpack_resize(payload))
+
     def kill(self) -> None:
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -148,17 +158,14 @@ async def _pump_pty(master: int, ws: web.WebSocketResponse) -> None:
         loop.remove_reader(master)
 
 
-async def _pump_input(ws: web.WebSocketResponse, proc: ExecProcess) -> None:
+async def pump_input(
+    ws: web.WebSocketResponse, on_frame: Callable[[int, bytes], Awaitable[None]]
+) -> None:
+    """Hand each binary frame the client sends (type byte, payload) to ``on_frame``."""
     async for msg in ws:
         if msg.type != WSMsgType.BINARY or not msg.data:
             continue
-        kind, payload = msg.data[0], msg.data[1:]
-        if kind == api.FRAME_STDIN:
-            proc.write(payload)
-        elif kind == api.FRAME_STDIN_EOF:
-            proc.close_stdin()
-        elif kind == api.FRAME_RESIZE and len(payload) >= 4:
-            proc.resize(*api.unpack_resize(payload))
+        await on_frame(msg.data[0], msg.data[1:])
 
 
 async def _first_request(ws: web.WebSocketResponse) -> api.ExecRequest:
@@ -171,7 +178,7 @@ async def _first_request(ws: web.WebSocketResponse) -> api.ExecRequest:
     return req
 
 
-async def _send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:
+async def send_error(ws: web.WebSocketResponse, code: str, message: str) -> None:
     body = api.encode(api.ErrorDetail(code, message))
     await ws.send_bytes(bytes([api.FRAME_ERROR]) + body)
     await ws.close()
@@ -190,13 +197,13 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
     try:
         req = await _first_request(ws)
     except (TimeoutError, ConflictError, msgspec.MsgspecError) as exc:
-        await _send_error(ws, "bad_request", str(exc) or "no command received")
+        await send_error(ws, "bad_request", str(exc) or "no command received")
         return ws
     env = process_env({**rec.task.env, **req.env})
     try:
         proc = await ExecProcess.start(req, rec.task.sandbox, env)
     except OSError as exc:
-        await _send_error(ws, "exec_failed", f"cannot start {req.command[0]}: {exc}")
+        await send_error(ws, "exec_failed", f"cannot start {req.command[0]}: {exc}")
         return ws
     try:
         await _run(ws, proc, engine.executor, task_id)
@@ -213,7 +220,7 @@ async def _run(
         await executor.join(task_id, proc.proc.pid)
     except ExecutorError as exc:
         proc.kill()
-        await _send_error(ws, "exec_failed", f"cannot join the task's cgroups: {exc}")
+        await send_error(ws, "exec_failed", f"cannot join the task's cgroups: {exc}")
         return
     proc.open_gate()
     if proc.master is not None:
@@ -223,7 +230,7 @@ async def _run(
             asyncio.ensure_future(_pump_pipe(proc.proc.stdout, api.FRAME_STDOUT, ws)),
             asyncio.ensure_future(_pump_pipe(proc.proc.stderr, api.FRAME_STDERR, ws)),
         ]
-    inputs = asyncio.ensure_future(_pump_input(ws, proc))
+    inputs = asyncio.ensure_future(pump_input(ws, proc.on_frame))
     code = await proc.proc.wait()
     # a background child may keep the output open: drain briefly, then stop reading
     _done, pending = await asyncio.wait(pumps, timeout=DRAIN)

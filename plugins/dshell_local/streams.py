@@ -8,6 +8,7 @@ blank line as a keep-alive when nothing happened for ``KEEPALIVE`` seconds.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -16,6 +17,7 @@ from dshell.errors import NotFoundError, UsageError, status_from_wait
 from dshell.model import Task
 
 from . import api
+from .engine import Engine
 from .routes import ctx_of, task_id_of
 from .server import query_flag, query_float, query_int
 
@@ -23,6 +25,7 @@ POLL = 0.1
 CHUNK = 64 * 1024
 KEEPALIVE = 15.0
 OUTPUTS = ("stdout", "stderr")
+_FILES = {api.FRAME_STDOUT: "stdout", api.FRAME_STDERR: "stderr"}
 
 
 async def _open_stream(request: web.Request, content_type: str) -> web.StreamResponse:
@@ -87,8 +90,43 @@ async def _wait_launched(request: web.Request, task_id: str) -> Task:
     return task
 
 
+async def follow_outputs(
+    engine: Engine, task_id: str, sandbox: Path, offsets: dict[int, int]
+) -> AsyncIterator[tuple[int, bytes]]:
+    """``(frame kind, bytes)`` of the output files in ``offsets`` (stdout/stderr frame kinds)
+    from those offsets, as they are written, until the task is terminal and all is read."""
+    ended = False
+    while True:
+        moved = False
+        for kind, offset in offsets.items():
+            data = _read_at(sandbox / _FILES[kind], offset, CHUNK)
+            if data:
+                yield kind, data
+                offsets[kind] += len(data)
+                moved = True
+        if moved:
+            continue
+        if ended:
+            return
+        ended = engine.get(task_id).state.terminal  # read once more after the end, then stop
+        if not ended:
+            await asyncio.sleep(POLL)
+
+
+def exit_frame(task: Task) -> bytes:
+    """The exit frame's payload for a terminal task."""
+    status = status_from_wait(task.exit_code, task.signal)
+    return api.encode(api.ExitStatus(status, task.exit_code, task.signal, task.state.value))
+
+
 async def attach(request: web.Request) -> web.StreamResponse:
-    """``GET /v1/tasks/{id}/attach``: stdout/stderr frames as they are written, then exit."""
+    """``GET /v1/tasks/{id}/attach``: stdout/stderr frames as they are written, then exit.
+
+    With ``interactive=1`` (a WebSocket upgrade): see :mod:`dshell_local.ttyattach`."""
+    if query_flag(request, "interactive"):
+        from .ttyattach import attach_interactive
+
+        return await attach_interactive(request)
     engine = ctx_of(request).engine
     task_id = task_id_of(request)
     task = await _wait_launched(request, task_id)
@@ -97,29 +135,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
         api.FRAME_STDERR: query_int(request, "stderr_offset", 0),
     }
     resp = await _open_stream(request, "application/vnd.dshell.frames")
-    sandbox = Path(task.sandbox) if task.sandbox else None
-    files = {api.FRAME_STDOUT: "stdout", api.FRAME_STDERR: "stderr"}
-    ended = False
-    while sandbox is not None:
-        moved = False
-        for kind, name in files.items():
-            data = _read_at(sandbox / name, offsets[kind], CHUNK)
-            if data:
-                await resp.write(api.pack_frame(kind, data))
-                offsets[kind] += len(data)
-                moved = True
-        if moved:
-            continue
-        if ended:
-            break
-        task = engine.get(task_id)
-        ended = task.state.terminal  # read once more after the end, then stop
-        if not ended:
-            await asyncio.sleep(POLL)
-    task = engine.get(task_id)
-    status = status_from_wait(task.exit_code, task.signal)
-    exit_body = api.ExitStatus(status, task.exit_code, task.signal, task.state.value)
-    await resp.write(api.pack_frame(api.FRAME_EXIT, api.encode(exit_body)))
+    if task.sandbox:
+        async for kind, data in follow_outputs(engine, task_id, Path(task.sandbox), offsets):
+            await resp.write(api.pack_frame(kind, data))
+    await resp.write(api.pack_frame(api.FRAME_EXIT, exit_frame(engine.get(task_id))))
     await resp.write_eof()
     return resp
 

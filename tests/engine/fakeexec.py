@@ -131,6 +131,12 @@ class FakeExecutor:
     async def join(self, task_id: str, pid: int) -> None:
         self.joined.append((task_id, pid))
 
+    async def write_stdin(self, task_id: str, data: str) -> int:
+        raise ExecutorError(f"task {task_id} has no terminal (the fake has no ptys)")
+
+    async def resize(self, task_id: str, rows: int, cols: int) -> None:
+        raise ExecutorError(f"task {task_id} has no terminal (the fake has no ptys)")
+
     def on_exit(self, callback: Callable[[ExitReport], None]) -> None:
         self._exit_cb = callback
 

@@ -67,6 +67,9 @@ class ExecutorUnavailable(UnreachableError):
     """The executor could not be reached or started."""
 
 
+RECONNECT_ATTEMPTS = 5
+
+
 class _Disconnected(Exception):
     """The connection dropped while a request was in flight."""
 
@@ -130,8 +133,14 @@ class ExecutorClient:
         if log_path:
             args += ["--log", log_path]
         client = cls(runtime_dir, args if start_if_missing else None, timeout, on_exit, on_connect)
-        await client._ensure_connected()
-        return client
+        for attempt in range(1, RECONNECT_ATTEMPTS + 1):
+            try:
+                await client._ensure_connected()
+                return client
+            except _Disconnected:
+                if attempt == RECONNECT_ATTEMPTS:
+                    raise ExecutorUnavailable("executor dropped the connection at hello") from None
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------ connection
 
@@ -253,13 +262,17 @@ class ExecutorClient:
         self, op: str, fields: dict[str, Any], result: type[T], retry: bool = True
     ) -> T:
         """Send one request and decode its result; reconnects (and retries once) on a drop."""
-        for attempt in (1, 2):
-            await self._ensure_connected()
+        # A crashed executor can still accept a connection or two while the kernel tears it
+        # down, and a drop can come during the reconnect's own hello: retry a few times.
+        attempts = RECONNECT_ATTEMPTS if retry else 1
+        for attempt in range(1, attempts + 1):
             try:
+                await self._ensure_connected()
                 return msgspec.convert(await self._call(op, fields), result)
             except _Disconnected:
-                if attempt == 2 or not retry:
+                if attempt == attempts:
                     raise ExecutorUnavailable(f"executor connection lost during {op}") from None
+                await asyncio.sleep(0.02 * attempt)
         raise AssertionError("unreachable")
 
     async def spawn(self, spec: SpawnSpec) -> SpawnResult:
