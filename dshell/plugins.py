@@ -34,7 +34,10 @@ class PluginRef:
 def _path_key() -> list[list[object]]:
     """What installing or removing a distribution changes: sys.path dirs and their mtimes."""
     key: list[list[object]] = []
+    cwd = os.getcwd()
     for entry in sys.path:
+        if entry in ("", cwd):  # `python -m`'s cwd entry: its mtime changes all the time
+            continue
         try:
             key.append([entry, os.stat(entry or ".").st_mtime_ns])
         except OSError:
