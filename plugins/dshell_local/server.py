@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import os
 import socket
 import sqlite3
@@ -118,9 +119,12 @@ def query_float(request: web.Request, name: str, default: float | None) -> float
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise errors.UsageError(f"query parameter {name} must be a number") from None
+    if not math.isfinite(number):
+        raise errors.UsageError(f"query parameter {name} must be a finite number")
+    return number
 
 
 def query_int(request: web.Request, name: str, default: int) -> int:

@@ -172,13 +172,14 @@ class _Seq(msgspec.Struct):
 async def stats(request: web.Request) -> web.StreamResponse:
     """``GET /v1/stats``: one sample (JSON list); ``follow=1``: one NDJSON line per interval."""
     sampler = ctx_of(request).sampler
+    # Every parameter is checked, used or not: a bad one is a 400, never silently ignored.
+    interval = max(0.2, query_float(request, "interval", 2.0) or 2.0)
+    count = query_int(request, "count", 0)
     if not query_flag(request, "follow"):
         return web.Response(
             body=api.encode(await sampler.sample()), content_type="application/json"
         )
-    interval = max(0.2, query_float(request, "interval", 2.0) or 2.0)
     resp = await _open_stream(request, "application/x-ndjson")
-    count = query_int(request, "count", 0)
     sent = 0
     while count <= 0 or sent < count:
         await resp.write(api.encode(await sampler.sample()) + b"\n")

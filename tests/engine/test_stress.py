@@ -56,12 +56,21 @@ def test_16_clients_50_run_kill_each(engine: EngineClient) -> None:
 
 
 def _raw(sock_path: str, data: bytes) -> bytes:
+    """Send ``data`` and read until the engine closes.
+
+    The write side stays open: aiohttp drops a connection whose client half-closes before
+    the answer is written, so a SHUT_WR here would make answers a matter of luck. Requests
+    that promise a body they never send are the exception (the engine would wait for it):
+    for those EOF is the point, and no answer is expected.
+    """
+    truncated = b"Content-Length: 10000000" in data
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(10)
         s.connect(sock_path)
         try:
             s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
+            if truncated:
+                s.shutdown(socket.SHUT_WR)
         except OSError:
             pass  # the engine may close early on a request it refuses
         out = b""
@@ -94,7 +103,7 @@ def _garbage(rng: random.Random) -> bytes:
     length = len(body) if kind != 5 else 10_000_000
     return (
         f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n"
-        "Content-Type: application/json\r\n\r\n"
+        "Connection: close\r\nContent-Type: application/json\r\n\r\n"
     ).encode() + body
 
 
@@ -103,12 +112,17 @@ def test_malformed_requests_get_4xx_and_the_engine_stays_up(engine: EngineClient
     rng = random.Random(1234)
     sock_path = engine.socket_path
     statuses = []
+    ok = []
     for _ in range(300):
-        answer = _raw(sock_path, _garbage(rng))
+        request = _garbage(rng)
+        answer = _raw(sock_path, request)
         if answer:
-            statuses.append(int(answer.split(b" ", 2)[1]))
+            status = int(answer.split(b" ", 2)[1])
+            (ok if status < 400 else statuses).append((status, request[:60]))
     assert statuses, "the engine answered nothing"
-    assert all(400 <= s < 500 for s in statuses), sorted(set(statuses))
+    assert all(400 <= s < 500 for s, _ in statuses), sorted({s for s, _ in statuses})
+    # Only well-formed reads may succeed (e.g. GET /v1/tasks carrying 2,000 extra headers).
+    assert all(r.startswith((b"GET /v1/tasks ", b"GET /v1/tasks?")) for _, r in ok), ok
     assert engine.ping() and engine.status().pid == pid
     assert engine.list_tasks(all=True) == []
 
