@@ -318,11 +318,23 @@ _KINDS: dict[type, str] = {
 }
 
 
+def _full(value: Any) -> Any:
+    """Builtins with *every* field of each Struct (omit_defaults only shrinks the wire format:
+    scripts get a stable schema, e.g. ``state`` even when it is the default)."""
+    if isinstance(value, msgspec.Struct):
+        return {f: _full(getattr(value, f)) for f in value.__struct_fields__}
+    if isinstance(value, list | tuple):
+        return [_full(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _full(v) for k, v in value.items()}
+    return msgspec.to_builtins(value)
+
+
 def to_builtins(obj: Any, *, raw: bool = False) -> Any:
     """The JSON-ready form of a model object (with apiVersion and kind), or of a plain value."""
     if isinstance(obj, list | tuple):
         return [to_builtins(o, raw=raw) for o in obj]
-    data = msgspec.to_builtins(obj)
+    data = _full(obj)
     kind = kind_of(obj) if isinstance(obj, msgspec.Struct) else None
     if kind and isinstance(data, dict):
         if not raw:

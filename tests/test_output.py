@@ -112,3 +112,12 @@ def test_inspect_shows_history(fake_mount, cli) -> None:
     doc = json.loads(cli("inspect /f/tasks/echo.000001").stdout)
     assert [h["state"] for h in doc["history"]] == ["STAGING", "RUNNING", "FINISHED"]
     assert doc["exit_code"] == 0
+
+
+def test_json_has_every_field_even_defaults(fake_mount, cli) -> None:
+    """A stable schema for scripts: default values (state UP, null exit code) are present."""
+    agent = json.loads(cli("nodes /f -o json").stdout)[0]
+    assert agent["state"] == "UP" and agent["reason"] is None and "raw" not in agent
+    cli("run --on /f -d -- sleep 9")
+    task = json.loads(cli("ps /f -o json").stdout)[0]
+    assert task["exit_code"] is None and task["labels"] == {} and "health" in task

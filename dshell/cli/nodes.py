@@ -1,18 +1,45 @@
-"""nodes: agents and their resources."""
+"""nodes: agents and their resources; `nodes up` returns a drained node to service."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from ._click import click
 from .common import out_fmt, session_of
 from .options import output_options
 
 
-@click.command()
+class NodesGroup(click.Group):
+    """`nodes [PATH] [OPTIONS]` lists; `nodes up NODE` is a sub-verb.
+
+    A first word that is not a sub-verb is the PATH of the listing, so `nodes /hpc` and
+    `nodes -o json` keep working next to `nodes up n2`.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        help_only = args[:1] in (["-h"], ["--help"])
+        if not help_only and (not args or args[0] not in self.commands):
+            args = ["ls", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=NodesGroup)
+def nodes() -> None:
+    """List the agents (nodes) of every mount under PATH with total, reserved, allocated
+    and used resources and their attributes (-o wide for all columns).
+
+    \b
+      dshell nodes /              # every cluster
+      dshell nodes up n2 --on /hpc
+    """
+
+
+@nodes.command("ls")
 @click.argument("path", required=False)
 @click.option("--sort-by", metavar="FIELD", help="Sort rows by a field (e.g. hostname).")
 @output_options()
 @click.pass_context
-def nodes(
+def nodes_ls(
     ctx: click.Context,
     path: str | None,
     sort_by: str | None,
@@ -20,8 +47,7 @@ def nodes(
     quiet: bool,
     raw: bool,
 ) -> None:
-    """List the agents (nodes) of every mount under PATH with total, reserved, allocated
-    and used resources and their attributes (-o wide for all columns)."""
+    """List the agents of every mount under PATH (the default sub-verb)."""
     from ..core import tasks
     from ..render.views import AGENT
 
@@ -30,3 +56,19 @@ def nodes(
     result = tasks.nodes(session, path, sort_by)
     out.listing(result.rows, AGENT, fmt)
     result.finish(out)
+
+
+@nodes.command("up")
+@click.argument("node")
+@click.option(
+    "--on", "on", metavar="PATH", help="Cluster of the node (default: the current mount)."
+)
+@click.pass_context
+def nodes_up(ctx: click.Context, node: str, on: str | None) -> Any:
+    """Return a drained NODE to service."""
+    from ..core import admin
+
+    session = session_of(ctx)
+    agent = admin.undrain(session, node, on=on)
+    out, _ = out_fmt(session, None)
+    out.info(f"{agent.mount}/agents/{agent.id}: {agent.state}")

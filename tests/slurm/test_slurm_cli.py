@@ -69,3 +69,16 @@ def test_nodes_and_unsupported_verbs(hpc: CliRunner) -> None:
     assert all(n["kind"] == "Agent" and n["total"]["cpus"] == 2 for n in nodes)
     svc = hpc("svc ls /hpc")
     assert svc.status == ExitCode.UNSUPPORTED and "does not support services" in svc.stderr
+
+
+def test_drain_and_nodes_up_verbs(hpc: CliRunner) -> None:
+    try:
+        r = hpc("drain n2 --on /hpc --reason 'dshell cli test'")
+        assert r.status == 0 and "/hpc/agents/n2" in r.stderr, r.stderr
+        row = {n["id"]: n for n in json.loads(hpc("nodes /hpc -o json").stdout)}["n2"]
+        assert row["state"] in ("DRAINING", "DRAINED") and row["reason"] == "dshell cli test"
+        assert hpc("drain /hpc/agents/nosuch").status == ExitCode.NOT_FOUND
+    finally:
+        assert hpc("nodes up /hpc/agents/n2").status == 0
+    row = {n["id"]: n for n in json.loads(hpc("nodes /hpc -o json").stdout)}["n2"]
+    assert row["state"] == "UP"
