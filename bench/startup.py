@@ -44,6 +44,14 @@ def main() -> None:
         "DSHELL_BACKENDS": "fake=dshell.testing.fake:FakeBackend",
     }
     py = sys.executable
+    # Measure what an installed CLI does: bytecode cached (pip compiles it on install).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    import compileall
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for pkg in ("dshell", "plugins"):
+        compileall.compile_dir(str(root / pkg), quiet=1)
     subprocess.run(
         [py, "-m", "dshell", "mount", "-t", "fake", "x", "/f"],
         env=env,

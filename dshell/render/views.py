@@ -1,5 +1,7 @@
 """Column definitions: which fields of each model object a table or tsv shows.
 
+(NamedTuples, not dataclasses: ~100 columns are built at import, on every command's path.)
+
 A column's getter returns the full value for machines (tsv: full ids, RFC 3339 times); the
 ``human`` flag lets a TTY table show ages and short forms instead.
 """
@@ -7,21 +9,18 @@ A column's getter returns the full value for machines (tsv: full ids, RFC 3339 t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Column:
+class Column(NamedTuple):
     header: str
     get: Callable[[Any, bool], str]
     wide: bool = False  # only with -o wide
     align: str = "left"
 
 
-@dataclass(frozen=True)
-class View:
+class View(NamedTuple):
     kind: str  # the `-o name` prefix: task, agent, service…
     columns: tuple[Column, ...]
     ident: Callable[[Any], str]

@@ -1,4 +1,7 @@
-"""The CLI's client of the engine API: synchronous, stdlib ``http.client`` over ``AF_UNIX``.
+"""The CLI's client of the engine API: synchronous, stdlib only, over ``AF_UNIX``.
+
+Plain JSON requests go through :mod:`dshell_local.wire` (a few dozen lines of HTTP/1.1);
+``http.client`` is imported only for streams.
 
 It imports neither aiohttp nor asyncio nor psutil (the CLI's start-up time depends on it).
 Answers decode straight into :mod:`dshell.model` structs; API errors become the matching
@@ -10,24 +13,26 @@ answer becomes UnreachableError.
 from __future__ import annotations
 
 import gc
-import http.client
 import socket
 import urllib.parse
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from dshell import errors
 from dshell.model import Agent, Event, FileEntry, Framework, RunSpec, Task, TaskStats
 
 from . import api
+from .wire import Disconnected, UnixHTTP
+
+if TYPE_CHECKING:
+    import http.client
 
 T = TypeVar("T")
 _BIG = 256 * 1024
 DEFAULT_TIMEOUT = -1.0  # "the client's timeout", as opposed to None: no timeout at all
-_RETRYABLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+_RETRYABLE = (Disconnected, BrokenPipeError, ConnectionResetError)
 _ERRORS: dict[int, type[errors.DshellError]] = {
     400: errors.UsageError,
     404: errors.NotFoundError,
@@ -37,22 +42,22 @@ _ERRORS: dict[int, type[errors.DshellError]] = {
 }
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """``http.client`` over a Unix socket."""
+def unix_http_connection(path: str, timeout: float | None) -> http.client.HTTPConnection:
+    """``http.client`` over a Unix socket (for streams; imported on first use)."""
+    import http.client
 
-    def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(path)
+            except OSError:
+                sock.close()
+                raise
+            self.sock = sock
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+    return UnixHTTPConnection("localhost", timeout=timeout)
 
 
 def raise_for(status: int, body: bytes) -> None:
@@ -76,7 +81,7 @@ class EngineClient:
     def __init__(self, socket_path: Path | str, timeout: float | None = 30.0) -> None:
         self.socket_path = str(socket_path)
         self.timeout = timeout
-        self._conn: UnixHTTPConnection | None = None
+        self._conn: UnixHTTP | None = None
 
     def close(self) -> None:
         """Close the keep-alive connection (the next call opens a new one)."""
@@ -114,15 +119,11 @@ class EngineClient:
         for attempt in (0, 1):
             reused = self._conn is not None
             if self._conn is None:
-                self._conn = UnixHTTPConnection(self.socket_path, self.timeout)
+                self._conn = UnixHTTP(self.socket_path, self.timeout)
             conn = self._conn
             conn.timeout = self.timeout if timeout == DEFAULT_TIMEOUT else timeout
-            if conn.sock is not None:
-                conn.sock.settimeout(conn.timeout)
             try:
-                conn.request(method, url, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
+                status, data, closing = conn.roundtrip(method, url, body, headers)
             except _RETRYABLE as exc:
                 self.close()
                 if reused and attempt == 0:
@@ -134,9 +135,9 @@ class EngineClient:
             except OSError as exc:
                 self.close()
                 raise self._unreachable(exc) from exc
-            if resp.will_close:
+            if closing:
                 self.close()
-            return resp.status, data
+            return status, data
         raise AssertionError("unreachable")
 
     def call(
@@ -163,9 +164,9 @@ class EngineClient:
 
     def stream(
         self, path: str, query: dict[str, Any] | None = None
-    ) -> tuple[UnixHTTPConnection, http.client.HTTPResponse]:
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         """A GET on its own connection, for reading a streamed (chunked) answer."""
-        conn = UnixHTTPConnection(self.socket_path, None)
+        conn = unix_http_connection(self.socket_path, None)
         try:
             conn.request("GET", api.API_PREFIX + path + _query(query))
             resp = conn.getresponse()
@@ -226,6 +227,8 @@ class EngineClient:
         transparent retry of a request on a dropped keep-alive connection never runs it twice.
         """
         if spec.idempotency_key is None:
+            import uuid
+
             spec = msgspec.structs.replace(spec, idempotency_key=f"auto-{uuid.uuid4().hex}")
         return self.call("POST", "/tasks", list[Task], spec)
 
