@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
-from .namespace import MountTable, normpath, resolve
+from .namespace import MountTable, normpath
 
 if TYPE_CHECKING:
     from .backend import Backend, Mount
@@ -98,9 +98,6 @@ class Session:
 
     def abspath(self, path: str | None) -> str:
         return normpath(path or ".", self.cwd)
-
-    def current_mount(self) -> Mount | None:
-        return resolve(self.mounts(), self.cwd).mount
 
     def close(self) -> None:
         if self._registry is not None:

@@ -29,7 +29,7 @@ def follow_events(
 ) -> None:
     """Print events of every mount under ``path`` as they come (one thread per mount)."""
     from ..core.fanout import target_mounts
-    from ..render import Output
+    from ..render import Format, Output
     from ..render.views import EVENT
 
     out = Output(session.env)
@@ -52,7 +52,8 @@ def follow_events(
     name = fmt.name or ("table" if session.env.stdout_isatty else "jsonl")
     live = len(mounts)
     failed = []
-    header = name in ("table", "wide", "tsv")
+    rowwise = name in ("table", "wide", "tsv")
+    first = True
     while live:
         target, item = inbox.get()
         if item is None:
@@ -61,21 +62,11 @@ def follow_events(
             out.warn(f"{target}: {item.message}")
             failed.append(item)
         elif not tasks_only or item.task is not None:
-            if header:
-                from ..render import Format as F
-
-                out.listing([item], EVENT, F("tsv" if name != "wide" else "wide"))
-                header = False
-            elif name in ("table", "wide", "tsv"):
-                cols = EVENT.visible(name == "wide")
-                from ..render import tsv_cell
-
-                out.write("\t".join(tsv_cell(c.get(item, False)) for c in cols) + "\n")
-                out.flush()
+            if rowwise:
+                out.tsv([item], EVENT, wide=name == "wide", header=first)
+                first = False
             else:
-                from ..render import Format as F
-
-                out.document(item, F("jsonl") if name in ("json", "jsonl") else fmt)
+                out.document(item, Format("jsonl") if name in ("json", "jsonl") else fmt)
     if failed:
         from ..errors import PartialError
 

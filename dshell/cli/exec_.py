@@ -54,11 +54,7 @@ def exec_(
     out = Output(session.env)
     try:
         for chunk in handle.chunks():
-            if chunk.stream == "stderr":
-                session.env.stderr.write(chunk.data.decode("utf-8", "replace"))
-                session.env.stderr.flush()
-            else:
-                out.raw_bytes(chunk.data)
+            out.raw_bytes(chunk.data, stderr=chunk.stream == "stderr")
         raise TaskExit(handle.status())
     finally:
         handle.close()

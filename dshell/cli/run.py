@@ -121,16 +121,7 @@ def follow(session, backend, tasks) -> int:  # type: ignore[no-untyped-def]
         statuses = []
         for task in tasks:
             for chunk in launch.attach(backend, task):
-                if chunk.stream == "stderr":
-                    session.env.stderr.flush()
-                    buf = getattr(session.env.stderr, "buffer", None)
-                    if buf is not None:
-                        buf.write(chunk.data)
-                        buf.flush()
-                    else:
-                        session.env.stderr.write(chunk.data.decode("utf-8", "replace"))
-                else:
-                    out.raw_bytes(chunk.data)
+                out.raw_bytes(chunk.data, stderr=chunk.stream == "stderr")
             final = backend.wait_task(task.id)
             statuses.append(status_from_wait(final.exit_code, final.signal))
         return max(statuses) if statuses else 0

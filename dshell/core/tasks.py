@@ -9,7 +9,7 @@ import msgspec
 
 from ..backend import Capability, TaskQuery, require
 from ..errors import TimeoutExpired
-from ..model import TERMINAL_STATES, TaskState
+from ..model import TERMINAL_STATES
 from .fanout import Fanned, fan_out, sort_rows, target_mounts
 from .refs import TaskRef, resolve_tasks
 
@@ -118,7 +118,3 @@ def wait(
         task.mount = tref.mount.target
         done.append(task)
     return done
-
-
-def is_terminal(state: str) -> bool:
-    return TaskState(state).terminal if state in TaskState.__members__ else False

@@ -90,16 +90,18 @@ class Output:
     def flush(self) -> None:
         self.env.stdout.flush()
 
-    def raw_bytes(self, data: bytes) -> None:
-        """Task output: bytes as they are (through the text layer's buffer when it has one)."""
-        buf = getattr(self.env.stdout, "buffer", None)
+    def raw_bytes(self, data: bytes, *, stderr: bool = False) -> None:
+        """Task output: bytes as they are (through the text layer's buffer when it has one);
+        a task's stderr goes to our stderr."""
+        stream = self.env.stderr if stderr else self.env.stdout
+        buf = getattr(stream, "buffer", None)
         if buf is not None:
-            self.env.stdout.flush()
+            stream.flush()
             buf.write(data)
             buf.flush()
         else:
-            self.env.stdout.write(data.decode("utf-8", "replace"))
-            self.env.stdout.flush()
+            stream.write(data.decode("utf-8", "replace"))
+            stream.flush()
 
     def listing(self, rows: Sequence[Any], view: View, fmt: Format) -> None:
         """A list of model objects in the requested format."""
@@ -112,7 +114,7 @@ class Output:
 
             rich_table(self.env, rows, view, wide=name == "wide")
         elif name in ("table", "wide", "tsv"):
-            self._tsv(rows, view, wide=name == "wide")
+            self.tsv(rows, view, wide=name == "wide")
         elif name == "name":
             self._lines(f"{view.kind}/{view.ident(r)}" for r in rows)
         else:
@@ -143,8 +145,11 @@ class Output:
             self.write(line + "\n")
         self.flush()
 
-    def _tsv(self, rows: Sequence[Any], view: View, wide: bool) -> None:
+    def tsv(self, rows: Sequence[Any], view: View, *, wide: bool, header: bool = True) -> None:
+        """Tab-separated rows (a stream prints its header once, before the first row)."""
         cols = view.visible(wide)
-        self.write("\t".join(c.header for c in cols) + "\n")
+        if header:
+            self.write("\t".join(c.header for c in cols) + "\n")
         for r in rows:
             self.write("\t".join(tsv_cell(c.get(r, False)) for c in cols) + "\n")
+        self.flush()

@@ -40,13 +40,13 @@ class Reader:
         self.seen.add(key)
         return self.data.get(key, default)
 
-    def items(self, key: str) -> list[Any]:
+    def items(self, key: str, what: str = "a list") -> list[Any]:
         """A list value (empty when absent; an error when not a list)."""
         value = self.raw(key)
         if value is None:
             return []
         if not isinstance(value, list):
-            self._bad(key, "a list", value)
+            self._bad(key, what, value)
             return []
         return value
 
@@ -99,14 +99,8 @@ class Reader:
         return value
 
     def texts(self, key: str) -> list[str]:
-        value = self.raw(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            self._bad(key, "a list of strings", value)
-            return []
         out = []
-        for i, item in enumerate(value):
+        for i, item in enumerate(self.items(key, "a list of strings")):
             if isinstance(item, str):
                 out.append(item)
             else:

@@ -7,8 +7,9 @@ while the connection was down are not replayed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,15 @@ def _err(exc: BackendError) -> ExecutorError:
     if isinstance(exc, UnreachableError):
         return ExecutorGone(str(exc))
     return ExecutorError(str(exc))
+
+
+@contextlib.contextmanager
+def _mapped() -> Iterator[None]:
+    """The executor client's errors as the port's (gone vs failed)."""
+    try:
+        yield
+    except BackendError as exc:
+        raise _err(exc) from exc
 
 
 class ClientPort:
@@ -63,10 +73,8 @@ class ClientPort:
             self._lost_cb()
 
     async def hello(self) -> dict[str, Any]:
-        try:
+        with _mapped():
             hello = await self._c.hello()
-        except BackendError as exc:
-            raise _err(exc) from exc
         return dict(msgspec.to_builtins(hello))
 
     async def spawn_batch(self, specs: list[SpawnSpec]) -> list[Spawned | ExecutorError]:
@@ -88,10 +96,8 @@ class ClientPort:
             )
             for s in specs
         ]
-        try:
+        with _mapped():
             results = await self._c.spawn_batch(items)
-        except BackendError as exc:
-            raise _err(exc) from exc
         out: list[Spawned | ExecutorError] = []
         for r in results:
             if r.ok and r.pid is not None:
@@ -101,57 +107,41 @@ class ClientPort:
         return out
 
     async def signal(self, task_id: str, sig: int) -> None:
-        try:
+        with _mapped():
             await self._c.signal(task_id, sig)
-        except BackendError as exc:
-            raise _err(exc) from exc
 
     async def sweep(self, task_id: str) -> None:
-        try:
+        with _mapped():
             await self._c.sweep(task_id)
-        except BackendError as exc:
-            raise _err(exc) from exc
 
     async def list_tasks(self) -> list[TaskInfo]:
-        try:
+        with _mapped():
             infos = await self._c.list_tasks()
-        except BackendError as exc:
-            raise _err(exc) from exc
         return [msgspec.convert(msgspec.to_builtins(i), TaskInfo) for i in infos]
 
     async def ack(self, task_ids: list[str]) -> None:
-        try:
+        with _mapped():
             await self._c.ack(task_ids)
-        except BackendError as exc:
-            raise _err(exc) from exc
 
     async def stats(self) -> list[Usage]:
-        try:
+        with _mapped():
             rows = await self._c.stats()
-        except BackendError as exc:
-            raise _err(exc) from exc
         return [
             Usage(task_id=r.task_id, cpu_ns=r.cpu_ns, rss_bytes=r.rss_bytes, nprocs=r.nprocs)
             for r in rows
         ]
 
     async def join(self, task_id: str, pid: int) -> None:
-        try:
+        with _mapped():
             await self._c.join(task_id, pid)
-        except BackendError as exc:
-            raise _err(exc) from exc
 
     async def write_stdin(self, task_id: str, data: str) -> int:
-        try:
+        with _mapped():
             return await self._c.write_stdin(task_id, data)
-        except BackendError as exc:
-            raise _err(exc) from exc
 
     async def resize(self, task_id: str, rows: int, cols: int) -> None:
-        try:
+        with _mapped():
             await self._c.resize(task_id, rows, cols)
-        except BackendError as exc:
-            raise _err(exc) from exc
 
     def on_exit(self, callback: Callable[[ExitReport], None]) -> None:
         self._exit_cb = callback
@@ -176,7 +166,7 @@ async def connect_executor(
     rlimit, or none, which the executor knows as rlimit: it always applies rlimits)."""
     port = ClientPort()
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with _mapped():
         port.client = await ExecutorClient.connect(
             str(runtime_dir),
             cgroup_name,
@@ -187,6 +177,4 @@ async def connect_executor(
             on_exit=port._on_exited,
         )
         port.client.on_lost(port._on_lost)
-    except BackendError as exc:
-        raise _err(exc) from exc
     return port

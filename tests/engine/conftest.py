@@ -17,19 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_service
 from dshell_local import control
 from dshell_local.client import EngineClient
-
-IN_CI = os.environ.get("CI") == "true"
 
 
 def need(condition: bool, reason: str) -> None:
     """Skip locally when the machine lacks something; in CI a missing service fails."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI=true and {reason}")
-    pytest.skip(reason)
+    require_service(condition, reason)
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 30.0, what: str = "") -> object:

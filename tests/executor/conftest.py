@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from conftest import require_service
 from dshell_local.executor import procfs
 from dshell_local.executor.cgdiscover import discover
 from dshell_local.executor.sync_client import SyncExecutorClient
@@ -41,11 +42,7 @@ def need_cgroups() -> None:
             os.rmdir(h.parent)
         if found.kind == "rlimit":
             why = found.detail
-    if why is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"cgroups required in CI: {why}")
-    pytest.skip(f"cgroups not usable here: {why}")
+    require_service(why is None, f"cgroups (v1 memory/cpu/pids, as root): {why}")
 
 
 def wait_until(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:

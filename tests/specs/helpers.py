@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_service
+
 HERE = Path(__file__).parent
 DATA = HERE / "data"
 BAD = HERE / "bad"
@@ -37,8 +39,7 @@ def check_golden(name: str, actual: str) -> None:
 
 def need_pystachio(name: str = ".aurora") -> None:
     """Aurora files need pystachio: skip without it (fail in CI, where it must be installed)."""
-    if not name.endswith(".aurora") or importlib.util.find_spec("pystachio") is not None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("pystachio is not installed; Aurora specs need it (pyproject dependencies)")
-    pytest.skip("pystachio is not installed")
+    require_service(
+        not name.endswith(".aurora") or importlib.util.find_spec("pystachio") is not None,
+        "pystachio (a dependency in pyproject.toml) for Aurora specs",
+    )
