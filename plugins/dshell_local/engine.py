@@ -10,6 +10,7 @@ restart; :mod:`dshell_local.submit` validates and builds new tasks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal as signals
 import time
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 LAUNCH_BATCH = 64
 INLINE_SANDBOXES = 4  # a thread hop costs more than a few mkdirs
+SPAWN_ANSWER_WAIT = 30.0  # seconds a signal waits for its task's spawn to be answered
 
 
 class Engine:
@@ -75,6 +77,9 @@ class Engine:
         if last:
             self.ids.observe(last)
         self._waiters: dict[str, list[asyncio.Future[Task]]] = {}
+        # launches handed to the executor and not yet answered: a task can already print
+        # (and be signalled) before its spawn's answer is recorded
+        self._spawning: dict[str, asyncio.Event] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self._bg: set[asyncio.Task[Any]] = set()
         self._cycle_pending = False
@@ -205,10 +210,17 @@ class Engine:
         self.crash.hit("after_commit")
         limit = self.cfg.engine.pids_limit
         specs = [launching.spawn_spec(rec, limit, self._base_env) for rec in recs]
+        pending = asyncio.Event()
+        for rec in recs:
+            self._spawning[rec.task.id] = pending
         try:
             results: list[Spawned | ExecutorError] = await self.executor.spawn_batch(specs)
         except ExecutorError as exc:
             results = [exc] * len(recs)
+        finally:
+            for rec in recs:
+                self._spawning.pop(rec.task.id, None)
+            pending.set()
         self.crash.hit("after_spawn")
         for rec, result in zip(recs, results, strict=True):
             self._launched(rec, result)
@@ -375,9 +387,18 @@ class Engine:
         if task_id in self.records:
             await self.sweep(task_id)
 
+    async def spawned(self, task_id: str) -> TaskRecord | None:
+        """The active record of ``task_id`` once its spawn (if in flight) is answered."""
+        spawning = self._spawning.get(task_id)
+        if spawning is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(spawning.wait(), SPAWN_ANSWER_WAIT)
+        return self._active(task_id)
+
     async def signal(self, task_id: str, sig: int) -> Task:
-        """Send one signal to a running task."""
-        rec = self._active(task_id)
+        """Send one signal to a running task (one whose spawn is in flight is waited for:
+        it may already have printed, so to its user it is running)."""
+        rec = await self.spawned(task_id)
         if rec is None or rec.task.pid is None:
             raise ConflictError(f"task {task_id} is not running ({self.get(task_id).state})")
         try:

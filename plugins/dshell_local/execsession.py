@@ -189,7 +189,7 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
     engine = ctx_of(request).engine
     task_id = task_id_of(request)
     engine.get(task_id)  # 404 before the upgrade for an unknown task
-    rec = engine.records.get(task_id)
+    rec = await engine.spawned(task_id)
     if rec is None or rec.task.state is not TaskState.RUNNING or not rec.task.sandbox:
         raise ConflictError(f"task {task_id} is not running")
     ws = web.WebSocketResponse(max_msg_size=4 * 1024 * 1024)

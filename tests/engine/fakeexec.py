@@ -34,6 +34,7 @@ class FakeExecutor:
         self.signals: list[tuple[str, int]] = []
         self.joined: list[tuple[str, int]] = []
         self.fail_spawn: set[str] = set()
+        self.hold_answers: asyncio.Event | None = None  # spawns run; their answer waits for it
         self._exit_cb: Callable[[ExitReport], None] | None = None
         self._watchers: set[asyncio.Task[None]] = set()
 
@@ -98,6 +99,8 @@ class FakeExecutor:
                 out.append(await self._spawn(spec))
             except (ExecutorError, OSError) as exc:
                 out.append(ExecutorError(str(exc)))
+        if self.hold_answers is not None:
+            await self.hold_answers.wait()
         return out
 
     async def signal(self, task_id: str, sig: int) -> None:

@@ -138,3 +138,32 @@ def test_recovery_relaunches_committed_and_adopts_spawned(tmp_path: Path) -> Non
         await fake.close()
 
     run(body)
+
+
+def test_signal_while_the_spawn_answer_is_in_flight(tmp_path: Path) -> None:
+    """A task runs (and prints) before the executor's answer reaches the engine: a signal
+    sent then waits for the answer instead of failing with 'not running (STARTING)'."""
+
+    async def body() -> None:
+        fake = FakeExecutor()
+        fake.hold_answers = asyncio.Event()
+        eng = make_engine(tmp_path, fake)
+        await start(eng)
+        (task,), _ = await eng.submit(spec("sleep", "30"))
+        for _ in range(200):
+            if fake.spawns[task.id]:
+                break
+            await asyncio.sleep(0.01)
+        assert fake.spawns[task.id] == 1 and eng.get(task.id).state is TaskState.STARTING
+        signal_sent = asyncio.ensure_future(eng.signal(task.id, 15))
+        await asyncio.sleep(0.05)
+        assert not signal_sent.done()  # waiting for the answer, not failed
+        fake.hold_answers.set()
+        await asyncio.wait_for(signal_sent, 10)
+        assert fake.signals == [(task.id, 15)]
+        ended = await eng.wait(task.id, 10)
+        assert ended.signal == 15
+        await eng.close()
+        await fake.close()
+
+    run(body)
