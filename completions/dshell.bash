@@ -26,8 +26,8 @@ _dshell_node() {
             _dshell_vopts='-o --output'
             ;;
         'run')
-            _dshell_opts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label --idempotency-key --on -d --detach -i --interactive -t --tty -h --help'
-            _dshell_vopts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label --idempotency-key --on'
+            _dshell_opts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --on -d --detach -i --interactive -t --tty -h --help'
+            _dshell_vopts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --on'
             _dshell_inter=0
             ;;
         'exec')
@@ -44,69 +44,84 @@ _dshell_node() {
             _dshell_vopts='-n --iterations -d --delay -o --output'
             ;;
         'svc')
-            _dshell_subs='abort deploy endpoints logs ls pause restart resume rm rollback scale start status stop versions'
-            _dshell_descs=('abort:Abort the running deployment where it is.' 'deploy:Deploy (or update) a service from flags `--name N -- CMD` or a spec...' 'endpoints:host:port of each instance per named port.' 'logs:Output of every instance, merged (each line prefixed with its...' 'ls:List services of every mount under PATH.' 'pause:Pause the running deployment.' 'restart:Restart every instance, rolling.' 'resume:Resume a paused deployment.' 'rm:Stop a service and forget it.' 'rollback:Go back to the previous (or --to) version.' 'scale:Set the number of instances.' 'start:Start a stopped service at its instance count.' 'status:Show a service: instances, health, version and its current deployment.' 'stop:Stop every instance; the service stays defined (svc start brings it...' 'versions:List the versions of a service.')
+            _dshell_subs='abort deploy deployments diff endpoints logs ls pause restart resume rm rollback scale show start status stop versions wait'
+            _dshell_descs=('abort:Abort the running deployment, leaving the instances as they are.' 'deploy:Deploy (or update) services from a spec `-f FILE` or from flags...' 'deployments:The recent deployments of a service, the running one last.' 'diff:Compare a spec file with the deployed service: exit 0 same, 1...' 'endpoints:host:port of each running instance per named port (-q: one address...' 'logs:Output of every instance, merged, each line prefixed with its...' 'ls:List services of every mount under PATH.' 'pause:Pause the running deployment where it is.' 'restart:Restart every instance, rolling (a new version of the same config).' 'resume:Resume a paused deployment.' 'rm:Stop a service (or every service of a group) and forget it.' 'rollback:Go back to the previous version (or --to VERSION), rolling.' 'scale:Set the number of instances (a rolling change within the upgrade...' 'show:Print a service'\''s spec (a file `svc deploy -f` takes back).' 'start:Start a stopped service at its instance count.' 'status:A service: state, version, deployment and each instance (agent,...' 'stop:Stop every instance (dependants first); `svc start` brings them back.' 'versions:The versions of a service'\''s configuration (the current one marked *).' 'wait:Wait until a service is healthy (or deployed, or stopped).')
             _dshell_opts='-h --help'
             ;;
         'svc abort')
-            _dshell_opts='--wait --no-wait --timeout -h --help'
-            _dshell_vopts='--timeout'
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
             ;;
         'svc deploy')
-            _dshell_opts='-f --file --name --instances --dry-run --force --wait --no-wait --timeout -h --help'
-            _dshell_vopts='-f --file --name --instances --timeout'
+            _dshell_opts='-f --file --format --name --instances --cpus --mem --port --env -e --shell --on --dry-run --force --rollback-on-failure -o --output -q --quiet --raw --wait --no-wait --timeout -h --help'
+            _dshell_vopts='-f --file --format --name --instances --cpus --mem --port --env -e --on -o --output --timeout'
             _dshell_inter=0
             ;;
+        'svc deployments')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'svc diff')
+            _dshell_opts='-f --file -h --help'
+            _dshell_vopts='-f --file'
+            ;;
         'svc endpoints')
-            _dshell_opts='--wait --no-wait --timeout -h --help'
-            _dshell_vopts='--timeout'
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
             ;;
         'svc logs')
-            _dshell_opts='--wait --no-wait --timeout -f --follow -h --help'
-            _dshell_vopts='--timeout'
+            _dshell_opts='-f --follow --stderr -h --help'
             ;;
         'svc ls')
             _dshell_opts='-o --output -q --quiet --raw -h --help'
             _dshell_vopts='-o --output'
             ;;
         'svc pause')
-            _dshell_opts='--wait --no-wait --timeout -h --help'
-            _dshell_vopts='--timeout'
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
             ;;
         'svc restart')
-            _dshell_opts='--wait --no-wait --timeout -h --help'
-            _dshell_vopts='--timeout'
+            _dshell_opts='--wait --no-wait --timeout -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--timeout -o --output'
             ;;
         'svc resume')
-            _dshell_opts='--wait --no-wait --timeout -h --help'
-            _dshell_vopts='--timeout'
+            _dshell_opts='--wait --no-wait --timeout -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--timeout -o --output'
             ;;
         'svc rm')
-            _dshell_opts='--wait --no-wait --timeout -h --help'
-            _dshell_vopts='--timeout'
+            _dshell_opts='--wait --no-wait --timeout -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--timeout -o --output'
             ;;
         'svc rollback')
-            _dshell_opts='--wait --no-wait --timeout --to -h --help'
-            _dshell_vopts='--timeout --to'
+            _dshell_opts='--wait --no-wait --timeout -o --output -q --quiet --raw --to -h --help'
+            _dshell_vopts='--timeout -o --output --to'
             ;;
         'svc scale')
-            _dshell_opts='--wait --no-wait --timeout -h --help'
-            _dshell_vopts='--timeout'
+            _dshell_opts='--wait --no-wait --timeout -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--timeout -o --output'
+            ;;
+        'svc show')
+            _dshell_opts='--format --version -h --help'
+            _dshell_vopts='--format --version'
             ;;
         'svc start')
-            _dshell_opts='--wait --no-wait --timeout -h --help'
-            _dshell_vopts='--timeout'
+            _dshell_opts='--wait --no-wait --timeout -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--timeout -o --output'
             ;;
         'svc status')
             _dshell_opts='-o --output -q --quiet --raw -h --help'
             _dshell_vopts='-o --output'
             ;;
         'svc stop')
-            _dshell_opts='--wait --no-wait --timeout -h --help'
-            _dshell_vopts='--timeout'
+            _dshell_opts='--wait --no-wait --timeout -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--timeout -o --output'
             ;;
         'svc versions')
-            _dshell_opts='--wait --no-wait --timeout -h --help'
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'svc wait')
+            _dshell_opts='--healthy --deployed --stopped --timeout -h --help'
             _dshell_vopts='--timeout'
             ;;
         'mount')
@@ -207,24 +222,44 @@ _dshell_value() {
         'kill|@'*) _dshell_kind='ref' ;;
         'top|-o' | 'top|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'top|@0') _dshell_kind='path' ;;
+        'svc abort|-o' | 'svc abort|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc abort|@0') _dshell_kind='service' ;;
         'svc deploy|-f' | 'svc deploy|--file') _dshell_kind='file' ;;
+        'svc deploy|--on') _dshell_kind='path' ;;
+        'svc deploy|-o' | 'svc deploy|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc deploy|@'*) _dshell_kind='command' ;;
+        'svc deployments|-o' | 'svc deployments|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'svc deployments|@0') _dshell_kind='service' ;;
+        'svc diff|-f' | 'svc diff|--file') _dshell_kind='file' ;;
+        'svc diff|@0') _dshell_kind='service' ;;
+        'svc endpoints|-o' | 'svc endpoints|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc endpoints|@0') _dshell_kind='service' ;;
         'svc logs|@0') _dshell_kind='service' ;;
         'svc ls|-o' | 'svc ls|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc ls|@0') _dshell_kind='path' ;;
+        'svc pause|-o' | 'svc pause|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc pause|@0') _dshell_kind='service' ;;
+        'svc restart|-o' | 'svc restart|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc restart|@0') _dshell_kind='service' ;;
+        'svc resume|-o' | 'svc resume|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc resume|@0') _dshell_kind='service' ;;
+        'svc rm|-o' | 'svc rm|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc rm|@0') _dshell_kind='service' ;;
+        'svc rollback|-o' | 'svc rollback|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc rollback|@0') _dshell_kind='service' ;;
+        'svc scale|-o' | 'svc scale|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc scale|@0') _dshell_kind='service' ;;
+        'svc show|--format') _dshell_kind='choice native toml json yaml marathon' ;;
+        'svc show|@0') _dshell_kind='service' ;;
+        'svc start|-o' | 'svc start|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc start|@0') _dshell_kind='service' ;;
         'svc status|-o' | 'svc status|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc status|@0') _dshell_kind='service' ;;
+        'svc stop|-o' | 'svc stop|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc stop|@0') _dshell_kind='service' ;;
+        'svc versions|-o' | 'svc versions|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc versions|@0') _dshell_kind='service' ;;
+        'svc wait|@0') _dshell_kind='service' ;;
         'mount|-t' | 'mount|--type') _dshell_kind='backend' ;;
         'mount|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'mount|@1') _dshell_kind='path' ;;

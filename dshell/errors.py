@@ -105,6 +105,12 @@ class ConflictError(DshellError):
     code = ExitCode.CONFLICT
 
 
+class DeploymentFailed(DshellError):
+    """A deployment ended FAILED or ABORTED (exit 1; a timed-out wait is TimeoutExpired)."""
+
+    code = ExitCode.ERROR
+
+
 class Interrupted(DshellError):
     code = ExitCode.INTERRUPTED
 

@@ -183,15 +183,75 @@ class Constraint(msgspec.Struct, omit_defaults=True):
 
 
 class Deployment(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A change of a service's version or instance count, rolled out step by step."""
+
     id: str
     service: str
-    version: str
+    version: str  # the version being deployed
     state: str  # RUNNING PAUSED SUCCEEDED FAILED ABORTED
-    step: int = 0
-    total_steps: int = 0
+    from_version: str | None = None
+    cause: str = "deploy"  # deploy | restart | rollback | scale
+    step: int = 0  # new instances ready so far
+    total_steps: int = 0  # instances the deployment must have ready
+    failures: int = 0  # new-version instances that failed during the deployment
     started_at: str | None = None
     finished_at: str | None = None
     message: str | None = None
+
+
+class ServiceInstance(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """One instance of a service, as ``svc status`` shows it."""
+
+    task_id: str
+    instance: int
+    state: str
+    version: str | None = None
+    agent_id: str | None = None
+    hostname: str | None = None
+    ports: list[PortMapping] = []
+    health: str | None = None  # HEALTHY | UNHEALTHY | None (no checks, or not checked yet)
+    ready: bool = False  # counts as ready for deployments (running, healthy, readiness passed)
+    started_at: str | None = None
+
+
+class PlanItem(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """What a deployment of one service does (the answer of a deploy, and of a dry run)."""
+
+    service: str
+    action: str  # create | update | scale | unchanged
+    from_version: str | None = None
+    to_version: str | None = None
+    instances: int = 0
+    start: int = 0  # instances to launch
+    stop: int = 0  # instances to kill
+    deployment: str | None = None
+    placement: list[str | None] = []  # agent per new instance (dry run), None = no room
+    message: str | None = None
+
+
+class Endpoint(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """``host:port`` of one named port of one running service instance."""
+
+    service: str
+    task_id: str
+    instance: int
+    port_name: str
+    host: str
+    port: int
+    ready: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class ServiceVersion(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """One version of a service's configuration (``svc versions``)."""
+
+    version: str
+    created_at: str
+    cause: str  # deploy | restart | rollback
+    current: bool = False
 
 
 class Service(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -213,6 +273,10 @@ class Service(msgspec.Struct, omit_defaults=True, kw_only=True):
     constraints: list[Constraint] = []
     deployment: Deployment | None = None
     tasks: list[str] = []
+    members: list[ServiceInstance] = []  # the instances, with health and version
+    message: str | None = None  # why it waits (dependencies, placement, backoff)
+    crashes: int = 0  # consecutive crashes of its instances (restart backoff)
+    backoff_delay: float | None = None  # the current restart delay (seconds), after a crash
     raw: dict[str, Any] | None = None
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import signal as signals
+from typing import TYPE_CHECKING
 
 from ..errors import DshellError, TaskExit, UsageError
 from ._click import click
 from .common import out_fmt, session_of
 from .options import parse_kv
+
+if TYPE_CHECKING:
+    from ..model import Constraint
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -32,6 +36,15 @@ from .options import parse_kv
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--role", help="Resource role (default: your user name).")
 @click.option("--label", "labels", multiple=True, metavar="K=V", help="Label (repeatable).")
+@click.option(
+    "-C",
+    "--constraint",
+    "constraints",
+    multiple=True,
+    metavar="FIELD:OP[:VALUE]",
+    help="Placement constraint, Marathon's (repeatable): hostname:UNIQUE, rack:GROUP_BY:3, "
+    "rack:MAX_PER:2, rack:LIKE:r[12], rack:IS:r1, rack:CLUSTER.",
+)
 @click.option("--idempotency-key", metavar="KEY", help="The same key never launches twice.")
 @click.option(
     "--on",
@@ -56,6 +69,7 @@ def run(
     instances: int,
     role: str | None,
     labels: tuple[str, ...],
+    constraints: tuple[str, ...],
     idempotency_key: str | None,
     on: str | None,
     detach: bool,
@@ -70,6 +84,7 @@ def run(
     fails while attached it exits 125. With -d the task id is printed and dshell returns.
       dshell run -- echo hello
       dshell run -d --name web --port http --instances 3 -- python3 -m http.server
+      dshell run -d --instances 3 -C hostname:UNIQUE -- python3 -m http.server
     """
     from ..core import launch
     from ..model import Resources, RunSpec
@@ -91,6 +106,7 @@ def run(
         instances=instances,
         role=role,
         labels=parse_kv(labels, "--label"),
+        constraints=_constraints(constraints),
         idempotency_key=idempotency_key,
         tty=tty or interactive,
     )
@@ -108,6 +124,18 @@ def run(
         out.flush()
         return
     raise TaskExit(follow(session, backend, tasks))
+
+
+def _constraints(texts: tuple[str, ...]) -> list[Constraint]:
+    """Each -C parsed and validated here, so a bad one exits USAGE before anything is sent."""
+    if not texts:
+        return []
+    from ..constraints import parse_constraint
+
+    try:
+        return [parse_constraint(t) for t in texts]
+    except UsageError as exc:
+        raise UsageError(f"run: --constraint: {exc.message}") from None
 
 
 def follow(session, backend, tasks) -> int:  # type: ignore[no-untyped-def]

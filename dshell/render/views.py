@@ -170,6 +170,86 @@ SERVICE = View(
     lambda s: s.name,
 )
 
+SERVICE_MEMBER = View(
+    "task",
+    (
+        Column("INSTANCE", field("instance"), align="right"),
+        Column("TASK", field("task_id")),
+        Column("STATE", field("state")),
+        Column("VERSION", field("version")),
+        Column("HEALTH", field("health")),
+        Column("READY", lambda m, _h: "yes" if m.ready else "no"),
+        Column("AGENT", field("agent_id")),
+        Column(
+            "PORTS",
+            lambda m, _h: ",".join(f"{p.name or i}={p.port}" for i, p in enumerate(m.ports))
+            or "-",
+        ),
+        Column("STARTED", _time("started_at"), wide=True),
+    ),
+    lambda m: m.task_id,
+)
+
+PLAN = View(
+    "service",
+    (
+        Column("SERVICE", field("service")),
+        Column("ACTION", field("action")),
+        Column("FROM", field("from_version")),
+        Column("TO", field("to_version")),
+        Column("INSTANCES", field("instances"), align="right"),
+        Column("START", field("start"), align="right"),
+        Column("STOP", field("stop"), align="right"),
+        Column(
+            "PLACEMENT",
+            lambda p, _h: ",".join(a or "(no room)" for a in p.placement) or "-",
+        ),
+        Column("DEPLOYMENT", field("deployment"), wide=True),
+        Column("MESSAGE", field("message"), wide=True),
+    ),
+    lambda p: p.service,
+)
+
+ENDPOINT = View(
+    "endpoint",
+    (
+        Column("SERVICE", field("service")),
+        Column("INSTANCE", field("instance"), align="right"),
+        Column("PORT", field("port_name")),
+        Column("ADDRESS", lambda e, _h: e.address),
+        Column("READY", lambda e, _h: "yes" if e.ready else "no"),
+        Column("TASK", field("task_id"), wide=True),
+    ),
+    lambda e: e.address,
+)
+
+SERVICE_VERSION = View(
+    "version",
+    (
+        Column("VERSION", field("version")),
+        Column("CREATED", _time("created_at")),
+        Column("CAUSE", field("cause")),
+        Column("CURRENT", lambda v, _h: "*" if v.current else ""),
+    ),
+    lambda v: v.version,
+)
+
+DEPLOYMENT = View(
+    "deployment",
+    (
+        Column("ID", field("id")),
+        Column("CAUSE", field("cause")),
+        Column("FROM", field("from_version")),
+        Column("TO", field("version")),
+        Column("STATE", field("state")),
+        Column("PROGRESS", lambda d, _h: f"{d.step}/{d.total_steps}"),
+        Column("FAILURES", field("failures"), align="right"),
+        Column("STARTED", _time("started_at")),
+        Column("MESSAGE", field("message"), wide=True),
+    ),
+    lambda d: d.id,
+)
+
 MOUNT = View(
     "mount",
     (

@@ -103,6 +103,7 @@ class UpgradeStrategySpec(msgspec.Struct, **_S):
 
     minimum_health_capacity: float = 1.0
     maximum_over_capacity: float = 1.0
+    max_failures: int = 3  # failed new-version instances that fail a deployment (dshell)
 
 
 class UpdateConfigSpec(msgspec.Struct, **_S):
@@ -122,6 +123,7 @@ class BackoffSpec(msgspec.Struct, **_S):
     seconds: float = 1.0
     factor: float = 1.15
     max_launch_delay: float = 300.0
+    stable_after: float = 60.0  # dshell: a run this long (and healthy) resets the delay
 
 
 class UnreachableSpec(msgspec.Struct, **_S):

@@ -12,6 +12,7 @@ import itertools
 import math
 import re
 
+from dshell.constraints import constraint_problem
 from dshell.specs import schedule
 from dshell.specs.issues import Issues
 from dshell.specs.model import (
@@ -23,8 +24,6 @@ from dshell.specs.model import (
     ServiceSpec,
 )
 
-OPERATORS = ("UNIQUE", "CLUSTER", "GROUP_BY", "MAX_PER", "LIKE", "UNLIKE", "IS")
-NEEDS_VALUE = ("LIKE", "UNLIKE", "IS", "MAX_PER")
 CHECK_PROTOCOLS = ("COMMAND", "HTTP", "HTTPS", "TCP")
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 NAME_RE = re.compile(rf"^/?{_NAME}(/{_NAME})*$")
@@ -63,26 +62,11 @@ def check_resources(owner: object, res: ResourceSpec, issues: Issues, *, allow_g
 
 
 def check_constraint(c: Constraint, issues: Issues) -> None:
-    op = c.operator
-    if op not in OPERATORS:
-        issues.error_at(
-            c, "operator", f"unknown operator {op!r}; expected one of " + ", ".join(OPERATORS)
-        )
-        return
-    if not c.field:
-        issues.error_at(c, "field", "the field (hostname or an agent attribute) is empty")
-    if op in NEEDS_VALUE and c.value is None:
-        issues.error_at(c, "value", f"{op} needs a value")
-    elif op == "UNIQUE" and c.value is not None:
-        issues.error_at(c, "value", "UNIQUE takes no value")
-    elif op in ("MAX_PER", "GROUP_BY") and c.value is not None:
-        if not c.value.isdigit() or int(c.value) < 1:
-            issues.error_at(c, "value", f"{op} needs a positive integer, got {c.value!r}")
-    elif op in ("LIKE", "UNLIKE") and c.value is not None:
-        try:
-            re.compile(c.value)
-        except re.error as e:
-            issues.error_at(c, "value", f"invalid regular expression {c.value!r}: {e}")
+    """The constraint as written (the engines' rule: :func:`dshell.constraints.constraint_problem`),
+    its first problem reported at the offending part."""
+    problem = constraint_problem(c.field, c.operator, c.value)
+    if problem is not None:
+        issues.error_at(c, problem.field, problem.message)
 
 
 def _check_port_ref(

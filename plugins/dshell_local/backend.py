@@ -8,18 +8,28 @@ synchronous call through :class:`dshell_local.client.EngineClient`; the answers 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 import msgspec
 from dshell.backend import Backend, Capability, ExecHandle, Mount, TaskQuery
-from dshell.errors import BackendError, UnreachableError, UsageError, status_from_wait
+from dshell.errors import (
+    BackendError,
+    UnreachableError,
+    UnsupportedError,
+    UsageError,
+    status_from_wait,
+)
 from dshell.model import (
     Agent,
+    Deployment,
+    Endpoint,
     Event,
     FileEntry,
     OutputChunk,
     RunSpec,
+    Service,
+    ServiceVersion,
     Task,
     TaskStats,
 )
@@ -96,6 +106,8 @@ class LocalBackend(Backend):
             Capability.AGENTS,
             Capability.EVENTS,
             Capability.IDEMPOTENCY,
+            Capability.SERVICES,
+            Capability.DEPLOYMENTS,
         }
     )
     options: ClassVar[dict[str, str]] = {
@@ -200,11 +212,64 @@ class LocalBackend(Backend):
         path = f"{api.API_PREFIX}/tasks/{quote(task.id, safe='')}/attach?interactive=1"
         return LocalExecHandle(self.client.socket_path, path, what=f"run -it ({task.id})")
 
+    def list_services(self) -> list[Service]:
+        return self.client.call("GET", "/services", list[Service])
+
+    def get_service(self, name: str) -> Service:
+        return self.client.call("POST", "/services/status", Service, {"name": name})
+
+    def service_call(self, verb: str, name: str, **params: Any) -> Any:
+        if verb == "deploy":
+            from .svcapi import DeployRequest, PlanItem
+
+            req = DeployRequest(
+                services=params.get("services", []),
+                groups=params.get("groups", []),
+                force=params.get("force", False),
+                dry_run=params.get("dry_run", False),
+                rollback_on_failure=params.get("rollback_on_failure", False),
+            )
+            return self.client.call("POST", "/services/deploy", list[PlanItem], req)
+        if verb == "spec":
+            from dshell.specs.model import ServiceSpec
+
+            body = {"name": name, "to_version": params.get("version")}
+            return self.client.call("POST", "/services/spec", ServiceSpec, body)
+        kind = _SVC_ANSWERS.get(verb)
+        if kind is None:
+            raise UnsupportedError(self.name, f"svc {verb}")
+        body = {"name": name, **{k: v for k, v in params.items() if v is not None}}
+        if verb != "wait":
+            return self.client.call("POST", f"/services/{verb}", kind, body)
+        timeout = params.get("timeout")
+        patience = None if timeout is None else timeout + 10.0  # the engine answers by then
+        return self.client.call("POST", "/services/wait", kind, body, timeout=patience)
+
     def stats(self) -> list[TaskStats]:
         return self.client.stats()
 
     def events(self, *, since: int | None = None, follow: bool = True) -> Iterator[Event]:
         return self.client.events(since or 0, follow)
+
+
+# what each service verb answers (the engine's JSON decoded into the neutral model)
+_SVC_ANSWERS: dict[str, Any] = {
+    "status": Service,
+    "wait": Service,
+    "scale": Service,
+    "restart": Service,
+    "rollback": Service,
+    "pause": Service,
+    "resume": Service,
+    "abort": Service,
+    "kill_scale": Service,
+    "stop": list[Service],
+    "start": list[Service],
+    "rm": list[Service],
+    "deployments": list[Deployment],
+    "versions": list[ServiceVersion],
+    "endpoints": list[Endpoint],
+}
 
 
 def exit_status(task: Task) -> int:

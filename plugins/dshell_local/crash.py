@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import os
 
-POINTS = frozenset({"after_commit", "after_spawn", "while_killing"})
+POINTS = frozenset(
+    {"after_commit", "after_spawn", "while_killing", "svc_after_launch", "svc_after_kill"}
+)
 ENV = "DSHELL_ENGINE_CRASH_POINT"
 EXIT_CODE = 86
 

@@ -21,6 +21,7 @@ import ssl
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from dshell import __version__, paths
 from dshell.errors import ConfigError
@@ -35,6 +36,7 @@ from .execsession import exec_handler
 from .routes import CONTEXT, Context, add_routes
 from .sandbox import Sandboxes
 from .server import Listeners, make_app, tls_context
+from .services import ServiceController
 from .state import Store
 from .stats import StatsSampler
 from .streams import add_stream_routes
@@ -81,12 +83,15 @@ class Daemon:
         self.engine = engine
         self.hello = await executor.hello()
         recovery.load(engine)
+        services = ServiceController(engine, await self._announcer())
+        services.load()  # before reconciling: exits found now count as the services' crashes
         self.recovered = await recovery.reconcile(engine)
         engine.set_ready()
+        services.start()
         executor.on_lost(lambda: engine.spawn_bg(self._reconnect(engine)))
         app = make_app(self.cfg.token)
         sampler = StatsSampler(engine)
-        app[CONTEXT] = Context(engine, sampler, self.status, self.request_stop)
+        app[CONTEXT] = Context(engine, sampler, self.status, self.request_stop, services)
         add_routes(app)
         add_stream_routes(app)
         app.router.add_get(f"{api.API_PREFIX}/tasks/{{id}}/exec", exec_handler)
@@ -98,7 +103,12 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, False)
         await self.stopping.wait()
+        await services.close()  # first: nothing may relaunch the instances stopped below
         await self._shutdown(engine, executor, store, listeners, gc)
+
+    async def _announcer(self) -> Any:
+        """The ZooKeeper announcer when the engine is configured with an ensemble."""
+        return None
 
     async def _shutdown(
         self,

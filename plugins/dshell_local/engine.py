@@ -14,13 +14,14 @@ import contextlib
 import logging
 import signal as signals
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import msgspec
 from dshell.errors import ConflictError, NotFoundError, TimeoutExpired
 from dshell.model import RunSpec, Task, TaskState
 
+from . import constraints as placement
 from . import launching
 from . import submit as submitting
 from .allocator import Allocator, Grant
@@ -69,7 +70,7 @@ class Engine:
         self.crash = crash or CrashPoints(None)
         self.records: dict[str, TaskRecord] = {}
         self.allocator = Allocator(cfg.agents, cfg.roles)
-        self.framework = MetaFramework()
+        self.framework = MetaFramework(placement.sites_of(self.allocator.agents.values()))
         self.bus = EventBus(store, cfg.engine.event_retention)
         store.on_rollback(self.bus.rollback)
         self.ids = IdGenerator()
@@ -77,6 +78,8 @@ class Engine:
         if last:
             self.ids.observe(last)
         self._waiters: dict[str, list[asyncio.Future[Task]]] = {}
+        # the services controller, told of every saved change of a service instance
+        self.service_observer: Callable[[TaskRecord], None] | None = None
         # launches handed to the executor and not yet answered: a task can already print
         # (and be signalled) before its spawn's answer is recorded
         self._spawning: dict[str, asyncio.Event] = {}
@@ -109,6 +112,8 @@ class Engine:
         self.store.put_task(rec.task.id, rec.task.state.active, rec.rt.idem_key, rows)
         if event:
             self.bus.publish(event, rec.summary)
+        if rec.task.service is not None and self.service_observer is not None:
+            self.service_observer(rec)
 
     async def close(self) -> None:
         """Cancel timers and background work (the tasks themselves keep running)."""
@@ -140,17 +145,19 @@ class Engine:
 
     # ---- submission -----------------------------------------------------------------------
 
-    async def submit(self, spec: RunSpec) -> tuple[list[Task], bool]:
-        """Accept ``spec``: the new tasks (True), or those of its idempotency key (False)."""
+    async def submit(self, spec: RunSpec, *, templates: bool = False) -> tuple[list[Task], bool]:
+        """Accept ``spec``: the new tasks (True), or those of its idempotency key (False).
+        ``templates``: render Aurora-style templates in the command once ports are known."""
         if spec.idempotency_key:
             existing = self.store.ids_for_key(spec.idempotency_key)
             if existing:
                 return [self.get(t) for t in existing], False
-        recs = submitting.build(spec, self.ids, self.allocator)
+        recs = submitting.build(spec, self.ids, self.allocator, templates=templates)
+        need = placement.need_of(recs[0])  # one group and constraints per submission
         for rec in recs:
             self.records[rec.task.id] = rec
             self.save(rec, "TASK_ADDED")
-            self.framework.add(rec.task.id, rec.task.role or "*", rec.task.resources)
+            self.framework.add(rec.task.id, rec.task.role or "*", rec.task.resources, need)
         await self.store.commit()
         self.request_cycle()
         return [rec.task for rec in recs], True
@@ -176,6 +183,8 @@ class Engine:
     def _update_waiting(self) -> bool:
         changed = False
         waiting = launching.waiting_messages(self.framework.waiting(), self.allocator)
+        agents = self.allocator.agents
+        waiting.update(self.framework.placement_messages(lambda a: agents[a].free()))
         for task_id, message in waiting.items():
             rec = self.records[task_id]
             if rec.task.message != message:
@@ -247,6 +256,7 @@ class Engine:
 
     def set_ready(self) -> None:
         """Recovery is done: handle the exits reported meanwhile, then every new one."""
+        self.framework.restore(self.records.values())  # before any exit
         self._ready = True
         early, self._early = self._early, []
         for report in early:

@@ -16,11 +16,24 @@ from typing import Any
 import msgspec
 from dshell.errors import BackendError, UnreachableError
 
-from .execport import ExecutorError, ExecutorGone, ExitReport, Spawned, SpawnSpec, TaskInfo, Usage
+from .execport import (
+    CheckOutcome,
+    ExecutorError,
+    ExecutorGone,
+    ExitReport,
+    Spawned,
+    SpawnSpec,
+    TaskInfo,
+    Usage,
+)
 from .executor import protocol
 from .executor.client import ExecutorClient
+from .executor.client import ExecutorError as ClientError
 
 log = logging.getLogger(__name__)
+
+# run_check errors that mean "the check failed in the task", not "the executor could not try"
+_CHECK_NOT_STARTED = frozenset({protocol.SPAWN_FAILED, protocol.CGROUP_FAILED})
 
 
 def _err(exc: BackendError) -> ExecutorError:
@@ -134,6 +147,19 @@ class ClientPort:
     async def join(self, task_id: str, pid: int) -> None:
         with _mapped():
             await self._c.join(task_id, pid)
+
+    async def run_check(
+        self, task_id: str, command: str, env: dict[str, str], cwd: str, timeout: float
+    ) -> CheckOutcome:
+        try:
+            with _mapped():
+                res = await self._c.run_check(task_id, command, env, cwd, timeout)
+        except ExecutorError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.error in _CHECK_NOT_STARTED:
+                return CheckOutcome(error=str(cause))
+            raise
+        return CheckOutcome(exit_code=res.exit_code, signal=res.signal, timed_out=res.timed_out)
 
     async def write_stdin(self, task_id: str, data: str) -> int:
         with _mapped():

@@ -62,6 +62,17 @@ class TaskInfo(msgspec.Struct, kw_only=True):
     finished_at: str | None = None
 
 
+class CheckOutcome(msgspec.Struct, kw_only=True):
+    """How a ``run_check`` command ended: its exit code, or the signal that killed it
+    (``timed_out``: killed at the timeout); ``error`` when it could not be started in the task
+    (its sandbox is gone, its pids limit is reached...)."""
+
+    exit_code: int | None = None
+    signal: int | None = None
+    timed_out: bool = False
+    error: str | None = None
+
+
 class Usage(msgspec.Struct, kw_only=True):
     task_id: str
     cpu_ns: int = 0
@@ -99,6 +110,14 @@ class ExecutorPort(Protocol):
 
     async def join(self, task_id: str, pid: int) -> None:
         """Move ``pid`` into the task's cgroups (exec)."""
+        ...
+
+    async def run_check(
+        self, task_id: str, command: str, env: dict[str, str], cwd: str, timeout: float
+    ) -> CheckOutcome:
+        """Run ``/bin/sh -c command`` in the running task's cgroups, own process group, ``env``
+        and ``cwd``; its group is SIGKILLed at ``timeout`` s. Raises ExecutorError when the task
+        is not running there or the executor cannot be reached (the check was not run)."""
         ...
 
     async def write_stdin(self, task_id: str, data: str) -> int:

@@ -4,39 +4,91 @@ It receives offers from the allocator by direct call (no scheduler API round tri
 health checks, deployments and batch jobs will live here later; for now it places plain tasks,
 first fit in submission order per role, skipping any shape that already failed in one pass so
 a long queue of identical waiting tasks costs one check per offer round.
+
+Tasks with placement constraints (:mod:`dshell_local.constraints`) are placed first fit too,
+onto the first offer that fits and that their constraints admit, given where the other tasks
+of their group run. The framework keeps that registry (:attr:`MetaFramework.placements`)
+itself: it records each launch it answers with (so tasks placed earlier in the same round
+count), takes it back when the allocator refuses the launch, and forgets a task when the
+engine calls :meth:`MetaFramework.remove` (the task ended or was killed). After a restart the
+engine hands it the recovered tasks (:meth:`MetaFramework.restore`).
 """
 
 from __future__ import annotations
 
-from dshell.model import Resources
+import logging
+from collections.abc import Callable, Iterable
 
+from dshell.errors import UsageError
+from dshell.model import Resources, TaskState
+
+from . import constraints as cons
 from .allocator import Launch, Offer
+from .tasks import TaskRecord
+
+log = logging.getLogger(__name__)
+
+Shape = tuple[float, float, float, int, float]
+_CACHE_MAX = 1024  # distinct (constraints, shape) pairs whose eligible agents are remembered
 
 
-def _shape(res: Resources) -> tuple[float, float, float, int, float]:
+def _shape(res: Resources) -> Shape:
     return (res.cpus, res.mem, res.disk, res.ports, res.gpus)
 
 
 class MetaFramework:
-    """Queues of waiting tasks by role; first-fit placement onto offers."""
+    """Queues of waiting tasks by role; first-fit placement onto offers, under constraints."""
 
     id = "dshell"
     name = "dshell"
 
-    def __init__(self) -> None:
+    def __init__(self, sites: Iterable[cons.Site] = ()) -> None:
         self.pending: dict[str, dict[str, Resources]] = {}  # role -> task -> resources
         self._role_of: dict[str, str] = {}
+        self._sites = {s.id: s for s in sites}
+        self._needs: dict[str, cons.Need] = {}  # active tasks with a group, until they end
+        self.placements = cons.Placements()
+        self._usable: dict[
+            tuple[tuple[cons.Rule, ...], Shape], tuple[list[cons.Site], cons.Spread]
+        ] = {}
 
-    def add(self, task_id: str, role: str, res: Resources) -> None:
+    def add(self, task_id: str, role: str, res: Resources, need: cons.Need | None = None) -> None:
+        """Queue a task (``need``: its group and constraints; a task queued again keeps it)."""
         self.pending.setdefault(role, {})[task_id] = res
         self._role_of[task_id] = role
+        if need is not None:
+            self._needs[task_id] = need
 
-    def remove(self, task_id: str) -> bool:
+    def _dequeue(self, task_id: str) -> bool:
         role = self._role_of.pop(task_id, None)
         if role is None:
             return False
         self.pending[role].pop(task_id, None)
         return True
+
+    def remove(self, task_id: str) -> bool:
+        """The task ended or was killed: it no longer waits, nor counts for its group."""
+        self._needs.pop(task_id, None)
+        self.placements.forget(task_id)
+        return self._dequeue(task_id)
+
+    def restore(self, records: Iterable[TaskRecord]) -> None:
+        """After a restart: the groups and constraints of recovered tasks (kept in their
+        runtime), and where those already launched run."""
+        for rec in records:
+            task = rec.task
+            try:
+                need = cons.need_of(rec)
+            except UsageError as exc:
+                log.warning("task %s: ignoring its stored constraints: %s", task.id, exc)
+                continue
+            if need is None:
+                continue
+            self._needs[task.id] = need
+            if task.state is not TaskState.STAGING and task.agent_id:
+                site = self._sites.get(task.agent_id)
+                if site is not None:
+                    self.placements.place(task.id, need.group, site)
 
     def waiting(self) -> list[tuple[str, Resources]]:
         return [(t, r) for queue in self.pending.values() for t, r in queue.items()]
@@ -47,10 +99,12 @@ class MetaFramework:
     def resource_offers(self, offers: list[Offer], max_tasks: int | None) -> list[Launch]:
         if not offers:
             return []
-        role = offers[0].role
+        if self._needs:
+            return self._offers_with_needs(offers, max_tasks)
+        role = offers[0].role  # no task has a group: plain first fit, the benchmarked path
         queue = self.pending.get(role, {})
         left = {o.id: o.resources for o in offers}
-        failed: set[tuple[float, float, float, int, float]] = set()
+        failed: set[Shape] = set()
         launches: list[Launch] = []
         for task_id, res in list(queue.items()):
             if max_tasks is not None and len(launches) >= max_tasks:
@@ -62,14 +116,117 @@ class MetaFramework:
                 if res.fits_in(left[offer.id]):
                     left[offer.id] = left[offer.id] - res
                     launches.append(Launch(offer.id, task_id, res))
-                    self.remove(task_id)
+                    self._dequeue(task_id)
                     break
             else:
                 failed.add(shape)
         return launches
+
+    def _offers_with_needs(self, offers: list[Offer], max_tasks: int | None) -> list[Launch]:
+        """First fit too; a task with constraints takes the first offer they admit, and each
+        task with a group is recorded where it goes (before the next one is considered)."""
+        role = offers[0].role
+        queue = self.pending.get(role, {})
+        left = {o.id: o.resources for o in offers}
+        failed: set[Shape] = set()
+        failed_by_group: dict[str, set[tuple[Shape, tuple[cons.Rule, ...]]]] = {}
+        needs = self._needs
+        launches: list[Launch] = []
+        for task_id, res in list(queue.items()):
+            if max_tasks is not None and len(launches) >= max_tasks:
+                break
+            need = needs.get(task_id)
+            chosen: Offer | None
+            if need is not None and need.rules:
+                chosen = self._fit_constrained(res, need, offers, left, failed_by_group)
+                if chosen is None:
+                    continue
+            else:
+                shape = _shape(res)
+                if shape in failed:
+                    continue
+                for offer in offers:
+                    if res.fits_in(left[offer.id]):
+                        chosen = offer
+                        break
+                else:
+                    failed.add(shape)
+                    continue
+            left[chosen.id] = left[chosen.id] - res
+            launches.append(Launch(chosen.id, task_id, res))
+            self._dequeue(task_id)
+            if need is not None:
+                self.placements.place(task_id, need.group, self._site(chosen))
+                failed_by_group.pop(need.group, None)  # the group changed: retry its shapes
+        return launches
+
+    def _site(self, offer: Offer) -> cons.Site:
+        site = self._sites.get(offer.agent_id)
+        return site or cons.Site(offer.agent_id, offer.hostname, dict(offer.attributes))
+
+    def _usable_sites(
+        self, rules: tuple[cons.Rule, ...], res: Resources
+    ) -> tuple[list[cons.Site], cons.Spread]:
+        """The agents a task may ever use, and its GROUP_BY values (cached: agents are fixed)."""
+        key = (rules, _shape(res))
+        hit = self._usable.get(key)
+        if hit is None:
+            if len(self._usable) >= _CACHE_MAX:
+                self._usable.clear()
+            usable = cons.eligible(rules, self._sites.values(), res)
+            hit = (usable, cons.spread_values(rules, usable))
+            self._usable[key] = hit
+        return hit
+
+    def _fit_constrained(
+        self,
+        res: Resources,
+        need: cons.Need,
+        offers: list[Offer],
+        left: dict[str, Resources],
+        failed_by_group: dict[str, set[tuple[Shape, tuple[cons.Rule, ...]]]],
+    ) -> Offer | None:
+        key = (_shape(res), need.rules)
+        tried = failed_by_group.get(need.group)
+        if tried is not None and key in tried:
+            return None
+        placed = self.placements.tally(need.group)
+        _, spread = self._usable_sites(need.rules, res)
+        for offer in offers:
+            if res.fits_in(left[offer.id]) and (
+                cons.first_refusal(need.rules, self._site(offer), placed, spread) is None
+            ):
+                return offer
+        failed_by_group.setdefault(need.group, set()).add(key)
+        return None
+
+    def placement_messages(self, free: Callable[[str], Resources]) -> dict[str, str]:
+        """Why each waiting task with constraints cannot be placed now (``free``: an agent's
+        free resources). Tasks that only wait for resources are left out."""
+        out: dict[str, str] = {}
+        if not self._needs:
+            return out
+        seen: dict[tuple[str, tuple[cons.Rule, ...], Shape], str | None] = {}
+        for queue in self.pending.values():
+            for task_id, res in queue.items():
+                need = self._needs.get(task_id)
+                if need is None or not need.rules:
+                    continue
+                key = (need.group, need.rules, _shape(res))
+                if key not in seen:
+                    usable, spread = self._usable_sites(need.rules, res)
+                    placed = self.placements.tally(need.group)
+                    seen[key] = cons.explain_wait(
+                        need.rules, res, usable, free, placed, spread, len(self._sites)
+                    )
+                message = seen[key]
+                if message is not None:
+                    out[task_id] = message
+        return out
 
     def launch_refused(self, task_id: str, role: str, res: Resources) -> None:
         """The allocator could not honour a launch (no port passed the test bind): requeue."""
         queue = self.pending.setdefault(role, {})
         queue[task_id] = res
         self._role_of[task_id] = role
+        self.placements.forget(task_id)

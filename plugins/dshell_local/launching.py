@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 
-from dshell.model import PortMapping, Resources, TaskState
+from dshell.errors import UsageError
+from dshell.model import PortMapping, Resources, Task, TaskState
 
 from .allocator import Allocator, Grant
 from .execport import SpawnSpec
@@ -24,7 +25,25 @@ def place(rec: TaskRecord, grant: Grant, sandboxes: Sandboxes) -> None:
     ]
     task.sandbox = str(sandboxes.path(task.id))
     task.env = task_env(task, task.sandbox, names, grant.ports, task.env)
+    if rec.rt.templates:
+        _render(task)
     transition(task, TaskState.STARTING)
+
+
+def _render(task: Task) -> None:
+    """Replace Aurora-style templates (``{{thermos.ports[http]}}``…) in the command; a
+    template naming an unknown port was refused when the service was deployed."""
+    from dshell.specs.templates import render_templates
+
+    ports = {p.name: p.port for p in task.ports if p.name}
+    ports.update({str(i): p.port for i, p in enumerate(task.ports)})
+    try:
+        task.command = [
+            render_templates(arg, ports, task.instance or 0, task.hostname or "", task.id)
+            for arg in task.command
+        ]
+    except UsageError as exc:
+        task.message = f"command template: {exc}"
 
 
 def make_sandboxes(recs: list[TaskRecord], sandboxes: Sandboxes) -> dict[str, str]:

@@ -17,7 +17,9 @@ from dshell.model import Framework, RunSpec, Task
 from . import api
 from .engine import Engine
 from .server import decode_body, json_response, query_flag, query_float, raw_json_response
+from .services import ServiceController
 from .stats import StatsSampler, used_by_agent
+from .svcapi import DeployRequest, ServiceCall
 
 
 @dataclass
@@ -28,6 +30,12 @@ class Context:
     sampler: StatsSampler
     status: Callable[[], api.EngineStatus]
     shutdown: Callable[[bool], None]
+    services: ServiceController | None = None
+
+    def controller(self) -> ServiceController:
+        if self.services is None:
+            raise UsageError("this engine runs no services controller")
+        return self.services
 
 
 CONTEXT = web.AppKey("context", Context)
@@ -173,6 +181,22 @@ async def frameworks(request: web.Request) -> web.Response:
     return json_response([Framework(name=fw.name, kind="meta", state="RUNNING")])
 
 
+async def list_services(request: web.Request) -> web.Response:
+    return json_response(ctx_of(request).controller().list())
+
+
+async def deploy_services(request: web.Request) -> web.Response:
+    req = await decode_body(request, DeployRequest)
+    plan = await ctx_of(request).controller().deploy(req)
+    return json_response(plan, status=200 if req.dry_run else 202)
+
+
+async def service_verb(request: web.Request) -> web.Response:
+    req = await decode_body(request, ServiceCall)
+    result = await ctx_of(request).controller().call(request.match_info["verb"], req)
+    return json_response(result)
+
+
 def add_routes(app: web.Application) -> None:
     """Register the non-streaming routes."""
     p = api.API_PREFIX
@@ -189,3 +213,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{p}/agents", agents)
     app.router.add_get(f"{p}/roles", roles)
     app.router.add_get(f"{p}/frameworks", frameworks)
+    app.router.add_get(f"{p}/services", list_services)
+    app.router.add_post(f"{p}/services/deploy", deploy_services)
+    app.router.add_post(f"{p}/services/{{verb}}", service_verb)

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_active ON tasks(active) WHERE active = 1;
 CREATE INDEX IF NOT EXISTS tasks_idem ON tasks(idem_key) WHERE idem_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS services (name TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 SCHEMA_VERSION = "1"
 
@@ -113,6 +114,25 @@ class Store:
     def put_event(self, seq: int, data: bytes) -> None:
         self._dirty = True
         self._event_rows.append((seq, data))
+
+    def put_service(self, name: str, data: bytes | None) -> None:
+        """Write (or, with ``None``, delete) a service's record in the open transaction."""
+        self._apply()
+        self._begin()
+        if data is None:
+            self._db.execute("DELETE FROM services WHERE name = ?", (name,))
+        else:
+            self._db.execute(
+                "INSERT INTO services(name, data) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET data=excluded.data",
+                (name, data),
+            )
+
+    def services(self) -> list[bytes]:
+        """Every service record, by name."""
+        self._apply()
+        rows = self._db.execute("SELECT data FROM services ORDER BY name").fetchall()
+        return [bytes(r[0]) for r in rows]
 
     def trim_events(self, keep: int) -> None:
         self._apply()

@@ -8,11 +8,15 @@ from pathlib import PurePosixPath
 from dshell.errors import UsageError
 from dshell.model import Resources, RunSpec, StateChange, Task, TaskState
 
+from . import constraints as placement
 from .allocator import DEFAULT_ROLE, Allocator
 from .ids import IdGenerator, default_name, sanitize_name
 from .tasks import TaskRecord, TaskRuntime, utcnow
 
 MAX_INSTANCES = 10_000
+SERVICE_LABEL = "dshell.service"
+INSTANCE_LABEL = "dshell.instance"
+VERSION_LABEL = "dshell.version"
 _PORT_NAME = re.compile(r"^[A-Za-z0-9_-]*$")
 _ROLE = re.compile(r"^(\*|[A-Za-z0-9_][A-Za-z0-9_.-]{0,62})$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -47,13 +51,36 @@ def validate(spec: RunSpec) -> None:
         wd = PurePosixPath(spec.workdir)
         if wd.is_absolute() or ".." in wd.parts:
             raise UsageError("run: workdir must be a relative path inside the sandbox")
-    for field in ("constraints", "after", "volumes"):
+    for field in ("after", "volumes"):
         if getattr(spec, field):
             raise UsageError(f"run: the local engine does not support {field} yet")
+    _rules(spec)
 
 
-def build(spec: RunSpec, ids: IdGenerator, allocator: Allocator) -> list[TaskRecord]:
-    """The STAGING records of ``spec``; UsageError if invalid or if it can never fit."""
+def _rules(spec: RunSpec) -> tuple[placement.Rule, ...]:
+    try:
+        return placement.to_rules(spec.constraints)
+    except UsageError as exc:
+        raise UsageError(f"run: {exc.message}") from None
+
+
+def _placement_rules(spec: RunSpec, allocator: Allocator, res: Resources) -> list[placement.Rule]:
+    """The validated constraints; UsageError naming one the agents can never satisfy."""
+    rules = list(_rules(spec))
+    if rules:
+        why = placement.never_reason(rules, placement.sites_of(allocator.agents.values()), res)
+        if why is not None:
+            raise UsageError(f"run: {why}")
+    return rules
+
+
+def build(
+    spec: RunSpec, ids: IdGenerator, allocator: Allocator, *, templates: bool = False
+) -> list[TaskRecord]:
+    """The STAGING records of ``spec``; UsageError if invalid or if it can never fit.
+
+    A spec labelled ``dshell.service`` (the services controller's) makes service instances:
+    ``service`` is that label and ``instance`` the ``dshell.instance`` label."""
     validate(spec)
     res = Resources(
         cpus=spec.resources.cpus,
@@ -71,12 +98,18 @@ def build(spec: RunSpec, ids: IdGenerator, allocator: Allocator) -> list[TaskRec
                 for a in allocator.agents.values()
             )
         )
+    rules = _placement_rules(spec, allocator, res)
+    stored = [r.constraint() for r in rules]  # normalized: what the runtime keeps
     command = [" ".join(spec.command)] if spec.shell else list(spec.command)
     name = sanitize_name(spec.name) if spec.name else default_name(command, spec.shell)
     now = utcnow()
     records = []
-    for index in range(spec.instances):
+    service = spec.labels.get(SERVICE_LABEL)
+    first = int(spec.labels.get(INSTANCE_LABEL, "0")) if service else 0
+    group = f"service:{service}" if service else None  # else the submission: its first task
+    for index in range(first, first + spec.instances):
         task_id = ids.new_id(name)
+        group = group or f"run:{task_id}"
         task = Task(
             id=task_id,
             name=name,
@@ -90,6 +123,7 @@ def build(spec: RunSpec, ids: IdGenerator, allocator: Allocator) -> list[TaskRec
             labels=dict(spec.labels),
             env=dict(spec.env),
             instance=index,
+            service=service,
             created_at=now,
             sandbox=None,
             history=[StateChange(state=TaskState.STAGING.value, at=now)],
@@ -99,6 +133,9 @@ def build(spec: RunSpec, ids: IdGenerator, allocator: Allocator) -> list[TaskRec
             tty=spec.tty,
             port_names=list(spec.ports),
             workdir=spec.workdir,
+            templates=templates,
+            placement_group=group if rules else None,
+            constraints=list(stored),
         )
         records.append(TaskRecord(task, rt))
     return records

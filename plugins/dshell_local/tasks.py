@@ -20,7 +20,7 @@ import os
 import signal as signals
 
 import msgspec
-from dshell.model import StateChange, Task, TaskState
+from dshell.model import Constraint, StateChange, Task, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,11 @@ class TaskRuntime(msgspec.Struct, omit_defaults=True, kw_only=True):
     acked: bool = False  # the executor was told to forget the exit
     ports_freed: bool = False
     sandbox_removed: bool = False
+    templates: bool = False  # render Aurora-style templates in the command at placement
+    # a constrained task's placement group ("service:<name>", else "run:<first task id>")
+    # and its validated constraints (dshell_local.constraints.need_of reads them back)
+    placement_group: str | None = None
+    constraints: list[Constraint] = []
 
 
 class TaskRecord:

@@ -31,9 +31,7 @@ def test_first_use_starts_the_engine(backend: LocalBackend) -> None:
     assert backend.list_tasks(TaskQuery()) == []
     status = control.status()
     assert status is not None
-    assert (
-        Capability.EXEC in backend.capabilities and Capability.SERVICES not in backend.capabilities
-    )
+    assert {Capability.EXEC, Capability.SERVICES, Capability.DEPLOYMENTS} <= backend.capabilities
 
 
 def test_autostart_no_refuses(engine_dirs: Path) -> None:

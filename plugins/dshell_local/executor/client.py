@@ -37,6 +37,7 @@ from .protocol import (
     HelloResult,
     JoinResult,
     ListResult,
+    RunCheckResult,
     SignalResult,
     SpawnBatchResult,
     SpawnItem,
@@ -313,6 +314,15 @@ class ExecutorClient:
         """Move process ``pid`` into the task's cgroups; returns the controllers joined."""
         res = await self.request("join", {"task_id": task_id, "pid": pid}, JoinResult)
         return res.controllers
+
+    async def run_check(
+        self, task_id: str, command: str, env: dict[str, str], cwd: str, timeout: float
+    ) -> RunCheckResult:
+        """Run a COMMAND check in the task's cgroups; answered when it has ended (at the latest
+        at ``timeout``). Not retried after a reconnect: a check is not run twice."""
+        fields = {"task_id": task_id, "command": command, "env": env, "cwd": cwd,
+                  "timeout": timeout}  # fmt: skip
+        return await self.request("run_check", fields, RunCheckResult, retry=False)
 
     async def write_stdin(self, task_id: str, data: str) -> int:
         """Queue text for a tty task's terminal (not retried after a reconnect)."""

@@ -16,7 +16,7 @@ import sys
 import threading
 from typing import NamedTuple
 
-from . import VERSION, adopt, procfs
+from . import VERSION, adopt, checkrun, procfs
 from .cgdiscover import discover
 from .cgroups import Cgroups
 from .journal import Journal
@@ -260,6 +260,7 @@ def _shutdown(cfg: Config, loop: Loop, server: Server, mgr: TaskManager, journal
     except FileNotFoundError:
         pass
     server.close()
+    checkrun.kill_checks(mgr)
     writer.stop()
     mgr.status_written()
     if mgr.remover is not None:

@@ -54,8 +54,14 @@ Ops (request fields → result fields):
     they are returned in ``running``.
 ``stats`` → {tasks: [{task_id, cpu_ns, rss_bytes, nprocs}]} for running tasks.
 ``cgroup_paths`` {task_id} → {paths}: the task's cgroup directories (empty without cgroups).
-``join`` {task_id, pid} → {controllers}: move an existing process (an ``exec`` or a COMMAND
-    health check started by the engine) into the task's cgroups.
+``join`` {task_id, pid} → {controllers}: move an existing process (an ``exec`` started by the
+    engine) into the task's cgroups.
+``run_check`` {task_id, command, env, cwd, timeout} → {exit_code, signal, timed_out}: run
+    ``/bin/sh -c command`` (a COMMAND health check) inside the running task's cgroups, in its own
+    session, with exactly ``env`` and ``cwd``, stdio on /dev/null; its process group is SIGKILLed
+    at ``timeout`` seconds (``timed_out: true``) and whatever is left in the group when the shell
+    ends is SIGKILLed too. Answered once the shell is reaped. ``NOT_FOUND`` when the task is not
+    running; ``SPAWN_FAILED``/``CGROUP_FAILED`` when the check could not be started in it.
 ``write_stdin`` {task_id, data} → {written}: bytes (UTF-8 of ``data``) queued to a ``tty`` task.
 ``resize`` {task_id, rows, cols} → {}: set a ``tty`` task's window size.
 
@@ -155,6 +161,16 @@ class JoinReq(msgspec.Struct):
     pid: int
 
 
+class RunCheckReq(msgspec.Struct):
+    """``run_check``: a shell command to run in a running task's cgroups (``timeout`` in s)."""
+
+    task_id: str
+    command: str
+    env: dict[str, str]
+    cwd: str
+    timeout: float
+
+
 class WriteStdinReq(msgspec.Struct):
     """``write_stdin``: text for a tty task's terminal."""
 
@@ -185,6 +201,7 @@ REQUEST_TYPES: Final[dict[str, type[msgspec.Struct]]] = {
     "stats": NoArgs,
     "cgroup_paths": TaskReq,
     "join": JoinReq,
+    "run_check": RunCheckReq,
     "write_stdin": WriteStdinReq,
     "resize": ResizeReq,
 }
@@ -304,6 +321,15 @@ class JoinResult(msgspec.Struct):
     """``join``'s answer: the controllers the process joined."""
 
     controllers: list[str]
+
+
+class RunCheckResult(msgspec.Struct):
+    """``run_check``'s answer: the shell's exit code, or the signal that killed it (SIGKILL
+    with ``timed_out`` when the executor killed it at the timeout)."""
+
+    exit_code: int | None
+    signal: int | None
+    timed_out: bool = False
 
 
 class WriteStdinResult(msgspec.Struct):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from . import ops
+from . import checkrun, ops
 from .loop import Loop
 from .protocol import (
     BAD_REQUEST,
@@ -27,6 +27,7 @@ from .protocol import (
     JoinReq,
     ProtocolError,
     ResizeReq,
+    RunCheckReq,
     SignalReq,
     SpawnBatchReq,
     SpawnBatchResult,
@@ -212,6 +213,11 @@ class Server:
             return ops.op_resize(mgr, body)
         if isinstance(body, TaskReq) and op == "cgroup_paths":
             return ops.op_cgroup_paths(mgr, body)
+        if isinstance(body, RunCheckReq):
+            checkrun.start_check(
+                self.loop, mgr, body, lambda r: self._send(conn, encode_ok(req_id, r))
+            )
+            return None
         if isinstance(body, TaskReq) and op == "sweep":
             self.sweeps += 1
 
@@ -249,7 +255,13 @@ class Server:
 
     def idle_deadline(self) -> float | None:
         """Seconds until idle exit is due, or None while busy (or idle exit is off)."""
-        busy = self.conns or self.sweeps or self.mgr.running_count() or self.mgr.writer.pending
+        busy = (
+            self.conns
+            or self.sweeps
+            or self.mgr.helpers
+            or self.mgr.running_count()
+            or self.mgr.writer.pending
+        )
         if self._idle_exit <= 0 or busy:
             self._idle_since = None
             return None

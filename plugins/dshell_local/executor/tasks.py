@@ -79,6 +79,8 @@ class TaskManager:
         self._children: dict[int, Task] = {}
         self.remover = Remover(cg) if cg else None
         self._exits: list[Entry] = []  # Exited entries not yet journaled (see flush_exits)
+        # Helper children (COMMAND checks, checkrun.py): pid -> called with the wait status.
+        self.helpers: dict[int, Callable[[int], None]] = {}
 
     # ------------------------------------------------------------ launch
 
@@ -169,6 +171,19 @@ class TaskManager:
         self._children[pid] = task
         return SpawnItem(spec.task_id, True, pid=pid, start_time=task.rec.start_time)
 
+    def spawn_helper(self, task: Task, spec: SpawnSpec) -> int:
+        """Start a helper process (a COMMAND check) inside a running task's cgroups, placed as
+        the task itself was (enter, spawn, go home), so none of it runs outside them. Raises
+        SpawnError, or OSError when the cgroups cannot be entered."""
+        try:
+            if task.cg and self.cg:
+                self.cg.enter(task.cg)
+            return self._spawner.spawn(spec).pid
+        finally:
+            if self.cg:
+                self.cg.leave()
+            os.chdir("/")
+
     def _existing(self, task_id: str) -> SpawnItem:
         task = self.tasks.get(task_id)
         if task is None or task.rec.pid is None:  # a duplicate of a failed spawn in this batch
@@ -195,7 +210,10 @@ class TaskManager:
                 break
             task = self._children.pop(pid, None)
             if task is None:
-                continue  # an orphan of some task tree, re-parented to us (subreaper)
+                helper = self.helpers.pop(pid, None)
+                if helper is not None:
+                    helper(status)
+                continue  # else an orphan of some task tree, re-parented to us (subreaper)
             code = os.waitstatus_to_exitcode(status)
             if code < 0:
                 self.finish(task, None, -code)

@@ -1,0 +1,233 @@
+"""Services benchmark. Prints figures (CPU shares, and ratios to baselines measured in the same
+run); asserts nothing (machines here are shared and noisy: the load average is printed).
+
+    python bench/services.py [health ...] [--instances 200] [--interval 1] [--duration 20]
+
+Measurements (each a function taking the parsed arguments, registered in MEASUREMENTS):
+
+``health``
+    CPU of one HealthMonitor watching N instances with HTTP checks every ``interval`` s (goal:
+    < 10 % of one core for 200 instances at 1 s). The N tiny HTTP servers run in a separate
+    process so that their CPU is not counted; the monitor runs in this one. CPU is
+    ``time.process_time()`` (user + system, every thread) per wall second. Baselines, same run,
+    same servers: the same number of GETs done with blocking sockets in a plain loop (the floor
+    for one request from Python), and the same schedule driven by aiohttp's client (what the
+    monitor would cost with it instead of its own minimal HTTP/1.1 exchange).
+
+To come (the lead): ``deploy`` (100 instances to healthy) and ``rolling`` (restart of 20).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+# The servers: one process, N listeners, a minimal HTTP/1.1 answer per connection. It prints
+# its ports as one JSON line, serves until stdin closes, then prints the requests served.
+SERVERS = r"""
+import asyncio, json, sys
+
+served = 0
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+
+class Http(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buf = transport, b""
+    def data_received(self, data):
+        global served
+        self.buf += data
+        if b"\r\n\r\n" in self.buf:
+            served += 1
+            self.transport.write(ANSWER)
+            self.transport.close()
+
+async def main(n):
+    loop = asyncio.get_running_loop()
+    servers = [await loop.create_server(Http, "127.0.0.1", 0, backlog=512) for _ in range(n)]
+    print(json.dumps([s.sockets[0].getsockname()[1] for s in servers]), flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)
+    print(served, flush=True)
+
+asyncio.run(main(int(sys.argv[1])))
+"""
+
+
+class Servers:
+    """N HTTP servers in a child process (context manager); ``served()`` ends it."""
+
+    def __init__(self, n: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVERS, str(n)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        self.ports: list[int] = json.loads(self.proc.stdout.readline())
+
+    def served(self) -> int:
+        """Close the servers; the number of requests they answered."""
+        out, _ = self.proc.communicate("", timeout=30)
+        return int(out.strip() or 0)
+
+    def __enter__(self) -> Servers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def cpu_during(duration: float, loop: asyncio.AbstractEventLoop) -> tuple[float, float]:
+    """(CPU seconds, wall seconds) of this process while ``loop`` runs for ``duration``."""
+    c0, w0 = time.process_time(), time.monotonic()
+    loop.run_until_complete(asyncio.sleep(duration))
+    return time.process_time() - c0, time.monotonic() - w0
+
+
+def blocking_gets(ports: list[int], count: int) -> float:
+    """CPU seconds per GET with blocking sockets, one after another (the baseline)."""
+    request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    c0 = time.process_time()
+    for i in range(count):
+        with socket.create_connection(("127.0.0.1", ports[i % len(ports)]), timeout=5) as s:
+            s.sendall(request)
+            while s.recv(4096):
+                pass
+    return (time.process_time() - c0) / count
+
+
+def monitor_cpu(ports: list[int], interval: float, duration: float) -> tuple[float, float, int]:
+    """(CPU s, wall s, instances healthy) of a HealthMonitor checking every port."""
+    from dshell.specs.model import HealthCheckSpec
+
+    from dshell_local.checks import CheckTarget, HealthMonitor, HealthStatus
+
+    healthy: set[str] = set()
+
+    def on_change(task_id: str, status: HealthStatus) -> None:
+        (healthy.add if status.healthy else healthy.discard)(task_id)
+
+    check = HealthCheckSpec(protocol="HTTP", path="/health", interval=interval, timeout=5,
+                            delay=0, grace_period=0)  # fmt: skip
+    loop = asyncio.new_event_loop()
+    try:
+        monitor = HealthMonitor(None, on_change)
+
+        async def start() -> None:
+            now = time.monotonic()
+            for i, port in enumerate(ports):  # spread over one interval, as real starts are
+                target = CheckTarget(task_id=f"bench-{i}", port_list=[port])
+                monitor.watch(target, [check], now + interval * i / len(ports))
+
+        loop.run_until_complete(start())
+        cpu_during(2 * interval, loop)  # warm-up: every instance checked at least once
+        cpu, wall = cpu_during(duration, loop)
+        loop.run_until_complete(monitor.close())
+        return cpu, wall, len(healthy)
+    finally:
+        loop.close()
+
+
+def aiohttp_cpu(ports: list[int], interval: float, duration: float) -> tuple[float, float]:
+    """(CPU s, wall s) of the same schedule with aiohttp's client (one session, no reuse)."""
+    import aiohttp
+
+    from dshell_local.checks import COALESCE
+
+    def on_grid(when: float, grid: float) -> float:
+        return math.ceil(when / grid) * grid
+
+    loop = asyncio.new_event_loop()
+
+    async def probe_forever(session: aiohttp.ClientSession, port: int, offset: float) -> None:
+        timeout = aiohttp.ClientTimeout(total=5)
+        grid = min(COALESCE, interval / 10)  # the monitor's schedule, wakeups shared alike
+        due = on_grid(time.monotonic() + offset, grid)
+        while True:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            async with session.get(f"http://127.0.0.1:{port}/health", timeout=timeout) as resp:
+                assert 200 <= resp.status < 400
+            due = on_grid(max(due + interval, time.monotonic()), grid)
+
+    async def run() -> tuple[float, float]:
+        connector = aiohttp.TCPConnector(force_close=True, limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            n = len(ports)
+            tasks = [
+                asyncio.create_task(probe_forever(session, p, interval * i / n))
+                for i, p in enumerate(ports)
+            ]
+            await asyncio.sleep(2 * interval)
+            c0, w0 = time.process_time(), time.monotonic()
+            await asyncio.sleep(duration)
+            cpu, wall = time.process_time() - c0, time.monotonic() - w0
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return cpu, wall
+
+    try:
+        return loop.run_until_complete(run())
+    finally:
+        loop.close()
+
+
+def measure_health(args: argparse.Namespace) -> None:
+    """HealthMonitor CPU with N instances and HTTP checks every ``interval`` s."""
+    n, interval, duration = args.instances, args.interval, args.duration
+    print(f"== health: {n} instances, HTTP checks every {interval:g} s, {duration:g} s measured")
+    print(f"  load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with Servers(n) as servers:
+        per_get = blocking_gets(servers.ports, 2000)
+        cpu, wall, healthy = monitor_cpu(servers.ports, interval, duration)
+        served = servers.served()
+    checks_per_s = n / interval
+    share = cpu / wall
+    per_check = cpu / (checks_per_s * wall)
+    print(f"  blocking-socket GET: {per_get * 1e6:6.0f} µs CPU each (baseline)")
+    print(f"  monitor: {share * 100:5.1f} % of one core (goal < 10 %), {healthy}/{n} healthy, "
+          f"{served} requests served in all")  # fmt: skip
+    print(f"  monitor: {per_check * 1e6:6.0f} µs CPU per check = {per_check / per_get:4.2f}x "
+          "a blocking GET")  # fmt: skip
+    with Servers(n) as servers:
+        a_cpu, a_wall = aiohttp_cpu(servers.ports, interval, duration)
+        servers.served()
+    a_share = a_cpu / a_wall
+    print(f"  same schedule with aiohttp's client: {a_share * 100:5.1f} % of one core = "
+          f"{a_share / share:4.2f}x the monitor")  # fmt: skip
+    print(f"  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+MEASUREMENTS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "health": measure_health,
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("measurements", nargs="*", help=f"any of {', '.join(MEASUREMENTS)} (all)")
+    ap.add_argument("--instances", type=int, default=200)
+    ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument("--duration", type=float, default=20.0)
+    args = ap.parse_args()
+    unknown = set(args.measurements) - set(MEASUREMENTS)
+    if unknown:
+        ap.error(f"unknown measurement(s): {', '.join(sorted(unknown))}")
+    for name in args.measurements or list(MEASUREMENTS):
+        MEASUREMENTS[name](args)
+
+
+if __name__ == "__main__":
+    main()
