@@ -90,6 +90,7 @@ class Capability(StrEnum):
     JOBS = "batch jobs and schedules"
     FRAMEWORKS = "nested frameworks"
     IDEMPOTENCY = "idempotency keys"
+    BROWSE = "a tree of its own under the mount (ls/cat of any path)"
 
 
 class Mount(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -249,6 +250,21 @@ class Backend(ABC):
         SERVICES (and DEPLOYMENTS for rolling verbs) before calling.
         """
         raise UnsupportedError(self.name, Capability.SERVICES)
+
+    # ---- a tree of its own (BROWSE) --------------------------------------------------------
+
+    def browse(self, path: str) -> list[FileEntry]:
+        """Entries of the directory ``path`` below the mount (``""``: the mount itself). BROWSE.
+
+        A backend that declares BROWSE (a ZooKeeper tree, an object store) serves the whole
+        namespace below its mount: ``ls``, ``cd`` and ``cat`` there call ``browse`` and
+        ``read_path`` instead of showing tasks/agents/svc/vol/fw. NotFoundError if missing.
+        """
+        raise UnsupportedError(self.name, Capability.BROWSE)
+
+    def read_path(self, path: str, *, offset: int = 0) -> Iterator[bytes]:
+        """The content of the file ``path`` below the mount, from byte ``offset``. BROWSE."""
+        raise UnsupportedError(self.name, Capability.BROWSE)
 
     # ---- admin (DRAIN, QUOTA, RESERVATIONS, VOLUMES, JOBS, FRAMEWORKS) ---------------------
 

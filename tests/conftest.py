@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -14,3 +16,20 @@ def require_service(ok: bool, what: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"required service missing in CI: {what}")
     pytest.skip(f"service not available here: {what}")
+
+
+SERVICES_SH = Path(__file__).resolve().parent / "services" / "services.sh"
+
+
+def run_services(
+    svc_dir: str, script: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (the tests' own constant text) with services.sh sourced, SVC=svc_dir."""
+    return subprocess.run(
+        ["bash", "-c", f'set -euo pipefail; source "$0"; {script}', str(SERVICES_SH)],
+        env={**os.environ, "SVC": svc_dir},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

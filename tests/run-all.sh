@@ -9,7 +9,7 @@ echo "== installing dshell and the test dependencies" >&2
 "$PY" -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' >&2 || true
 "$PY" -c 'import dshell, pytest, pexpect' # fail loudly if the install did not take
 
-echo "== services: sshd, Slurm (tests/services/services.sh)" >&2
+echo "== services: sshd, Slurm, ZooKeeper (tests/services/services.sh)" >&2
 export SVC=${SVC:-/tmp/dshell-svc}
 # shellcheck source=services/services.sh
 source tests/services/services.sh
@@ -25,7 +25,9 @@ if svc_try sshd_start; then
   export DSHELL_TEST_SSH_KEY=$SVC/ssh/id_ed25519 DSHELL_TEST_KNOWN_HOSTS=$SVC/ssh/known_hosts
 fi
 if svc_try slurm_start 3; then export SLURM_CONF; else unset SLURM_CONF; fi
-# ZooKeeper (zk_start, zk_ensemble_start) joins when the service-discovery tests land.
+if svc_try zk_ensemble_start; then  # 3 members; tests/zk kills and restarts one of them
+  export DSHELL_TEST_ZK=127.0.0.1:2281,127.0.0.1:2282,127.0.0.1:2283 DSHELL_TEST_ZK_DIR=$SVC/zk-ens
+fi
 
 echo "== lint and types" >&2
 "$PY" -m ruff check dshell plugins tests bench

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ..errors import DshellError, NotFoundError, PartialError
+from ..errors import DshellError, NotFoundError, PartialError, UnsupportedError
 
 if TYPE_CHECKING:
     from ..backend import Backend, Mount
@@ -78,6 +78,8 @@ def fan_out(
         for mount, fut in futures:
             try:
                 result.rows.extend(fut.result())
+            except UnsupportedError:
+                continue  # e.g. `ps /` over a zk mount: it has no tasks to add, not a failure
             except DshellError as exc:
                 result.errors.append((mount.target, exc))
     return result

@@ -7,6 +7,8 @@
 /M/agents[/ID]           agents
 /M/svc[/NAME]            services
 /M/vol, /M/fw            volumes, frameworks (+ clusters mounted below /M/fw)
+
+A backend that declares BROWSE (e.g. ``zk``) serves everything below its mount itself.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ def ls(session: Session, path: str | None, *, all_tasks: bool = True) -> list[Fi
         return entries
     backend = session.backend(res.mount)
     parts = res.parts
+    if Capability.BROWSE in backend.capabilities:
+        return backend.browse("/".join(parts))
     if not parts:
         return [FileEntry(name=d, kind="dir") for d in MOUNT_DIRS]
     head, rest = parts[0], parts[1:]
@@ -101,6 +105,9 @@ def check_dir(session: Session, path: str) -> str:
             return res.path
         raise NotFoundError(f"{res.path}: no such directory")
     parts = res.parts
+    if Capability.BROWSE in session.backend(res.mount).capabilities:
+        session.backend(res.mount).browse("/".join(parts))
+        return res.path
     if not parts or (len(parts) == 1 and parts[0] in MOUNT_DIRS):
         return res.path
     if parts[0] == "tasks":
@@ -118,6 +125,11 @@ def read(session: Session, path: str, *, offset: int = 0, follow: bool = False) 
     """Bytes of a sandbox file (`/M/tasks/ID/FILE`)."""
     res = locate(session, path)
     parts = res.parts
+    if res.mount is not None and Capability.BROWSE in session.backend(res.mount).capabilities:
+        backend = session.backend(res.mount)
+        if follow:
+            require(backend, Capability.FOLLOW, "tail -f")
+        return backend.read_path("/".join(parts), offset=offset)
     if res.mount is None or len(parts) < 3 or parts[0] != "tasks":
         raise UsageError(
             f"{res.path}: not a file in a task sandbox (expected /MOUNT/tasks/ID/FILE)"
@@ -136,6 +148,8 @@ def describe(session: Session, path: str) -> Any:
     if res.mount is None or len(parts) != 2 or parts[0] not in ("agents", "svc"):
         return None
     backend = session.backend(res.mount)
+    if Capability.BROWSE in backend.capabilities:
+        return None  # its own tree: `cat` reads the file
     if parts[0] == "agents":
         for a in backend.list_agents():
             if a.id == parts[1]:

@@ -182,8 +182,7 @@ SERVICE_MEMBER = View(
         Column("AGENT", field("agent_id")),
         Column(
             "PORTS",
-            lambda m, _h: ",".join(f"{p.name or i}={p.port}" for i, p in enumerate(m.ports))
-            or "-",
+            lambda m, _h: ",".join(f"{p.name or i}={p.port}" for i, p in enumerate(m.ports)) or "-",
         ),
         Column("STARTED", _time("started_at"), wide=True),
     ),

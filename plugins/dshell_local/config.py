@@ -33,6 +33,11 @@ Example::
     key = "/path/key.pem"
     token_file = "/path/token"
 
+    [zookeeper]                 # off unless given: announce healthy service instances
+    url = "zk://127.0.0.1:2181/aurora"   # ensemble and base path (Aurora serversets)
+    credentials_file = "/path/zk-digest" # "user:password" (or credentials = "user:password")
+    session_timeout = 10.0
+
 Without ``[[agents]]`` the engine has one agent with this host's cpus, memory, disk and the
 ports 31000-32000.
 """
@@ -43,11 +48,14 @@ import os
 import shutil
 import socket
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 from dshell import paths
 from dshell.errors import ConfigError
+
+from dshell_zk.url import ZkTarget, parse_zk_url, split_credentials
 
 DEFAULT_PORTS = (31000, 32000)
 ISOLATIONS = ("auto", "rlimit", "none")
@@ -95,12 +103,30 @@ class ApiSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tcp: TcpSection | None = None
 
 
+class ZookeeperSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    url: str
+    credentials: str | None = None  # "user:password" (digest)
+    credentials_file: str | None = None  # a file holding "user:password"
+    session_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class ZookeeperConfig:
+    """The resolved ``[zookeeper]`` section (service discovery; see announce.py)."""
+
+    url: str
+    target: ZkTarget
+    session_timeout: float
+    credentials: str | None = field(default=None, repr=False)  # a secret: never shown
+
+
 class FileConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     engine: EngineSection = msgspec.field(default_factory=EngineSection)
     sandbox: SandboxSection = msgspec.field(default_factory=SandboxSection)
     roles: dict[str, RoleConfig] = {}
     agents: list[AgentConfig] = []
     api: ApiSection = msgspec.field(default_factory=ApiSection)
+    zookeeper: ZookeeperSection | None = None
 
 
 class AgentSpec(msgspec.Struct, kw_only=True):
@@ -125,6 +151,7 @@ class EngineConfig(msgspec.Struct, kw_only=True):
     agents: list[AgentSpec]
     tcp: TcpSection | None = None
     token: str | None = None
+    zookeeper: ZookeeperConfig | None = None
 
 
 def config_path() -> Path:
@@ -175,6 +202,7 @@ def resolve(parsed: FileConfig, path: str | None) -> EngineConfig:
         agents=agents,
         tcp=parsed.api.tcp,
         token=token,
+        zookeeper=_check_zookeeper(parsed.zookeeper, where),
     )
 
 
@@ -246,3 +274,35 @@ def _check_tcp(tcp: TcpSection | None, where: str) -> str | None:
     if not host or not port.isdigit():
         raise ConfigError(f"{where}: api.tcp.listen must be HOST:PORT, not {tcp.listen!r}")
     return token
+
+
+def _check_zookeeper(zk: ZookeeperSection | None, where: str) -> ZookeeperConfig | None:
+    if zk is None:
+        return None
+    try:
+        target = parse_zk_url(zk.url)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: zookeeper.url: {exc}") from None
+    if not 0 < zk.session_timeout <= 3600:  # also rejects NaN
+        raise ConfigError(
+            f"{where}: zookeeper.session_timeout must be a number of seconds in (0, 3600], "
+            f"not {zk.session_timeout!r}"
+        )
+    if zk.credentials is not None and zk.credentials_file is not None:
+        raise ConfigError(f"{where}: zookeeper: set credentials or credentials_file, not both")
+    secret, field_name = zk.credentials, "zookeeper.credentials"
+    if zk.credentials_file is not None:
+        field_name = "zookeeper.credentials_file"
+        try:
+            secret = Path(zk.credentials_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{where}: {field_name} {zk.credentials_file!r}: {why}") from None
+    if secret is not None:
+        try:
+            split_credentials(secret, f"{where}: {field_name}")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+    return ZookeeperConfig(
+        url=zk.url, target=target, session_timeout=zk.session_timeout, credentials=secret
+    )

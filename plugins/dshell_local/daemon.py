@@ -104,11 +104,20 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop, False)
         await self.stopping.wait()
         await services.close()  # first: nothing may relaunch the instances stopped below
+        if services.announcer is not None:
+            await services.announcer.close()  # its ephemeral members go with the session
         await self._shutdown(engine, executor, store, listeners, gc)
 
     async def _announcer(self) -> Any:
-        """The ZooKeeper announcer when the engine is configured with an ensemble."""
-        return None
+        """The ZooKeeper announcer when the engine is configured with an ensemble (it never
+        fails the start: an unreachable ensemble is retried in the background)."""
+        if self.cfg.zookeeper is None:
+            return None
+        from .announce import ServerSetAnnouncer
+
+        announcer = ServerSetAnnouncer.from_config(self.cfg.zookeeper)
+        await announcer.start()
+        return announcer
 
     async def _shutdown(
         self,

@@ -699,6 +699,7 @@ class ServiceController:
                     host=task.hostname or "127.0.0.1",
                     endpoints=ports,
                     primary=spec.announce.primary_port,
+                    zk_path=spec.announce.zk_path,
                 )
             elif not want and task.id in self.announced:
                 await self._withdraw(task.id)

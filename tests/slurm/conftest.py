@@ -24,23 +24,13 @@ from pathlib import Path
 import pytest
 from dshell.backend import Mount
 
-from conftest import require_service
+from conftest import require_service, run_services
 
-SERVICES = Path(__file__).resolve().parents[1] / "services" / "services.sh"
 BACKENDS = "slurm=dshell_slurm.backend:SlurmBackend"
 PLUGINS = str(Path(__file__).resolve().parents[2] / "plugins")
 
 
-def services(svc_dir: str, script: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` (our own constant text) with services.sh sourced, SVC=svc_dir."""
-    return subprocess.run(
-        ["bash", "-c", f'set -euo pipefail; source "$0"; {script}', str(SERVICES)],
-        env={**os.environ, "SVC": svc_dir},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+services = run_services
 
 
 def _ctld_up(conf: str) -> bool:
