@@ -14,7 +14,19 @@ Measurements (each a function taking the parsed arguments, registered in MEASURE
     for one request from Python), and the same schedule driven by aiohttp's client (what the
     monitor would cost with it instead of its own minimal HTTP/1.1 exchange).
 
-To come (the lead): ``deploy`` (100 instances to healthy) and ``rolling`` (restart of 20).
+``engine-health``
+    The same goal measured on the real engine: a private engine deploys N instances of a
+    trivial HTTP service with 1 s checks; the CPU of the engine and its executor over
+    ``duration`` (psutil), as % of one core.
+
+``deploy``
+    Wall time of ``dshell svc deploy`` of 100 instances of a trivial HTTP service until all
+    are healthy (checks every 0.2 s), as a ratio to the baseline: spawning the same 100
+    servers directly and polling each every 0.2 s until it answers.
+
+``rolling``
+    Wall time of ``dshell svc restart`` of 20 instances (default upgrade strategy), as a ratio
+    to starting 20 fresh servers directly and waiting until they answer.
 """
 
 from __future__ import annotations
@@ -208,8 +220,183 @@ def measure_health(args: argparse.Namespace) -> None:
     print(f"  load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
+# ---- the engine itself: deploy, rolling restart, health-checking CPU -------------------------
+
+# A trivial HTTP service: ``python3 -S`` (no site: this machine's site .pth imports certifi),
+# one socket, "200 OK" to every connection.
+TINY = (
+    "import os,socket\n"
+    "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('127.0.0.1', int(os.environ['PORT0']))); s.listen(64)\n"
+    "while True:\n"
+    "    c,_=s.accept(); c.recv(4096)\n"
+    "    c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n')\n"
+    "    c.close()\n"
+)
+
+
+class PrivateEngine:
+    """An engine of the benchmark's own (temporary config/state/runtime dirs)."""
+
+    def __enter__(self) -> PrivateEngine:
+        import tempfile
+
+        self.root = tempfile.mkdtemp(prefix="dsb", dir="/tmp")
+        for name in ("CONFIG", "STATE", "RUNTIME"):
+            os.makedirs(f"{self.root}/{name.lower()}")
+            os.environ[f"DSHELL_{name}_DIR"] = f"{self.root}/{name.lower()}"
+        from dshell_local import control
+
+        self.control = control
+        control.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import shutil
+
+        self.control.stop(kill_tasks=True, timeout=120)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def dshell(self, *args: str) -> float:
+        """Run a dshell command; its wall time."""
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "dshell", *args], check=True)
+        return time.perf_counter() - start
+
+    def pids(self) -> list[int]:
+        """The engine's and the executor's pids."""
+        status = self.control.status()
+        assert status is not None
+        out = [status.pid]
+        if status.executor.pid:
+            out.append(status.executor.pid)
+        return out
+
+
+def service_spec(path: str, name: str, n: int, interval: float) -> None:
+    spec = {
+        "service": {
+            "name": name,
+            "command": [sys.executable, "-S", "-c", TINY],
+            "instances": n,
+            "ports": ["http"],
+            "resources": {"cpus": 0.01, "mem": 16},
+            "health_checks": [
+                {"protocol": "HTTP", "port_name": "http", "delay": 0, "interval": interval,
+                 "timeout": 2, "grace_period": 30}
+            ],
+        }
+    }  # fmt: skip
+    with open(path, "w") as f:
+        json.dump(spec, f)
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as c:
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            return c.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def raw_start(n: int, interval: float) -> tuple[float, list[subprocess.Popen[bytes]]]:
+    """Baseline: spawn n servers directly and poll each every ``interval`` s until it answers."""
+    start = time.perf_counter()
+    procs = []
+    ports = free_ports(n)
+    for port in ports:
+        env = {**os.environ, "PORT0": str(port)}
+        procs.append(subprocess.Popen([sys.executable, "-S", "-c", TINY], env=env))
+    pending = set(ports)
+    while pending:
+        pending = {p for p in pending if not answers(p)}
+        if pending:
+            time.sleep(interval)
+    return time.perf_counter() - start, procs
+
+
+def raw_stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait()
+
+
+def measure_deploy(args: argparse.Namespace) -> None:
+    """Time to deploy 100 instances of a trivial HTTP service to healthy."""
+    n, interval = args.deploy_instances, 0.2
+    print(
+        f"== deploy: {n} instances of a trivial HTTP service to healthy (checks every {interval}s)"
+    )
+    print(f"  load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    raw, procs = raw_start(n, interval)
+    raw_stop(procs)
+    with PrivateEngine() as eng:
+        path = f"{eng.root}/web.json"
+        service_spec(path, "web", n, interval)
+        took = eng.dshell("svc", "deploy", "-f", path, "--timeout", "600")
+    print(f"  raw spawn + poll until all answer: {raw:6.2f} s (baseline)")
+    print(f"  dshell svc deploy (to healthy):   {took:6.2f} s = {took / raw:4.2f}x the baseline")
+
+
+def measure_rolling(args: argparse.Namespace) -> None:
+    """Time for a rolling restart of 20 instances (default upgrade strategy)."""
+    n, interval = args.rolling_instances, 0.2
+    print(f"== rolling: restart of {n} instances (minimumHealthCapacity 1, maximumOverCapacity 1)")
+    raw_new, procs = raw_start(n, interval)  # baseline: start n new ones, then stop the old
+    old = procs
+    raw_stop(old)
+    with PrivateEngine() as eng:
+        path = f"{eng.root}/web.json"
+        service_spec(path, "web", n, interval)
+        eng.dshell("svc", "deploy", "-f", path, "--timeout", "600")
+        took = eng.dshell("svc", "restart", "web", "--timeout", "600")
+    print(f"  raw: start {n} new, wait until they answer: {raw_new:6.2f} s (baseline)")
+    print(f"  dshell svc restart (rolling, to healthy): {took:6.2f} s = {took / raw_new:4.2f}x")
+
+
+def measure_engine_health(args: argparse.Namespace) -> None:
+    """The engine's own CPU while it health-checks N instances with 1 s HTTP checks."""
+    import psutil
+
+    n, duration = args.instances, args.duration
+    print(f"== engine-health: engine + executor CPU, {n} instances, HTTP checks every 1 s")
+    with PrivateEngine() as eng:
+        path = f"{eng.root}/web.json"
+        service_spec(path, "web", n, 1.0)
+        eng.dshell("svc", "deploy", "-f", path, "--timeout", "900")
+        time.sleep(3)  # let the start-up settle
+        procs = [psutil.Process(p) for p in eng.pids()]
+        before = [p.cpu_times() for p in procs]
+        t0 = time.perf_counter()
+        time.sleep(duration)
+        wall = time.perf_counter() - t0
+        after = [p.cpu_times() for p in procs]
+        print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    total = 0.0
+    for p, b, a in zip(procs, before, after, strict=True):
+        used = (a.user - b.user) + (a.system - b.system)
+        total += used
+        print(f"  pid {p.pid}: {used / wall * 100:5.1f} % of one core")
+    print(f"  engine + executor: {total / wall * 100:5.1f} % of one core (goal < 10 %)")
+
+
 MEASUREMENTS: dict[str, Callable[[argparse.Namespace], None]] = {
     "health": measure_health,
+    "engine-health": measure_engine_health,
+    "deploy": measure_deploy,
+    "rolling": measure_rolling,
 }
 
 
@@ -221,6 +408,8 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=200)
     ap.add_argument("--interval", type=float, default=1.0)
     ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--deploy-instances", type=int, default=100)
+    ap.add_argument("--rolling-instances", type=int, default=20)
     args = ap.parse_args()
     unknown = set(args.measurements) - set(MEASUREMENTS)
     if unknown:

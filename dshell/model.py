@@ -355,6 +355,8 @@ class RunSpec(msgspec.Struct, omit_defaults=True, kw_only=True):
     resources: Resources = msgspec.field(default_factory=lambda: Resources(cpus=0.1, mem=64))
     env: dict[str, str] = {}
     ports: list[str] = []  # port names; "" for an unnamed port
+    # host port numbers, aligned with ``ports`` (0 = any free port): Marathon's requirePorts
+    port_numbers: list[int] = []
     instances: int = 1
     role: str | None = None
     labels: dict[str, str] = {}

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     "--port",
     "ports",
     multiple=True,
-    metavar="NAME",
-    help="Ask for a host port, exported as PORT0…/PORT_<NAME>.",
+    metavar="NAME[=PORT]",
+    help="Ask for a host port (any free one, or PORT), exported as PORT0…/PORT_<NAME>.",
 )
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--role", help="Resource role (default: your user name).")
@@ -102,7 +102,8 @@ def run(
             disk=launch.parse_size(disk, "--disk") if disk else 0.0,
         ),
         env=parse_kv(env, "--env"),
-        ports=list(ports),
+        ports=[p.partition("=")[0] for p in ports],
+        port_numbers=_port_numbers(ports),
         instances=instances,
         role=role,
         labels=parse_kv(labels, "--label"),
@@ -124,6 +125,17 @@ def run(
         out.flush()
         return
     raise TaskExit(follow(session, backend, tasks))
+
+
+def _port_numbers(ports: tuple[str, ...]) -> list[int]:
+    """``--port NAME=HOSTPORT`` asks for that host port (Marathon's requirePorts)."""
+    numbers = []
+    for p in ports:
+        _name, eq, number = p.partition("=")
+        if eq and not (number.isdigit() and 0 < int(number) < 65536):
+            raise UsageError(f"run: --port {p!r}: the host port must be 1..65535")
+        numbers.append(int(number) if eq else 0)
+    return numbers if any(numbers) else []
 
 
 def _constraints(texts: tuple[str, ...]) -> list[Constraint]:

@@ -73,6 +73,7 @@ class Launch:
     offer_id: str
     task_id: str
     resources: Resources
+    wanted_ports: list[int] | None = None  # host ports by position (0: any free one)
 
 
 @dataclass
@@ -239,7 +240,13 @@ class Allocator:
                 break
             for launch in fw.resource_offers(list(offers.values()), max_tasks):
                 offer = offers[launch.offer_id]
-                grant = self.allocate(launch.task_id, offer.agent_id, role, launch.resources)
+                grant = self.allocate(
+                    launch.task_id,
+                    offer.agent_id,
+                    role,
+                    launch.resources,
+                    wanted=launch.wanted_ports,
+                )
                 if grant is not None:
                     grants.append(grant)
                 else:
@@ -251,14 +258,21 @@ class Allocator:
     # ---- allocation -----------------------------------------------------------------------
 
     def allocate(
-        self, task_id: str, agent_id: str, role: str, res: Resources, ports: list[int] | None = None
+        self,
+        task_id: str,
+        agent_id: str,
+        role: str,
+        res: Resources,
+        ports: list[int] | None = None,
+        wanted: list[int] | None = None,
     ) -> Grant | None:
-        """Allocate ``res`` on an agent (ports test-bound unless restoring known ones)."""
+        """Allocate ``res`` on an agent (ports test-bound unless restoring known ones;
+        ``wanted``: fixed host ports by position, 0 for any)."""
         agent = self.agents[agent_id]
         if ports is None:
             if not self._fits(res, agent.free(), agent.free().ports):
                 return None
-            got = self._take_ports(agent, res.ports)
+            got = self._take_ports(agent, res.ports, wanted)
             if got is None:
                 return None
             ports = got
@@ -272,7 +286,33 @@ class Allocator:
         self.task_ports[task_id] = (agent_id, ports)
         return Grant(task_id, agent_id, agent.spec.hostname, role, ports)
 
-    def _take_ports(self, agent: AgentState, count: int) -> list[int] | None:
+    def port_open(self, agent_id: str, port: int) -> bool:
+        """Whether ``port`` is in the agent's ranges and held by no task (no test bind)."""
+        agent = self.agents[agent_id]
+        in_range = any(lo <= port <= hi for lo, hi in agent.spec.ports)
+        return in_range and port not in agent.ports_held
+
+    def offers_ports(self, ports: list[int]) -> bool:
+        """Could some agent ever hand out all of ``ports``?"""
+        return any(
+            all(any(lo <= p <= hi for lo, hi in a.spec.ports) for p in ports)
+            for a in self.agents.values()
+        )
+
+    def _take_ports(
+        self, agent: AgentState, count: int, wanted: list[int] | None = None
+    ) -> list[int] | None:
+        if wanted and any(wanted):
+            fixed = [p for p in wanted if p]
+            if not all(self.port_open(agent.spec.id, p) and port_is_free(p) for p in fixed):
+                return None
+            agent.ports_held.update(fixed)
+            rest = self._take_ports(agent, wanted.count(0))
+            if rest is None:
+                agent.ports_held.difference_update(fixed)
+                return None
+            dynamic = iter(rest)
+            return [p or next(dynamic) for p in wanted]
         if count == 0:
             return []
         candidates = [p for lo, hi in agent.spec.ports for p in range(lo, hi + 1)]

@@ -190,6 +190,11 @@ class Need:
 
     group: str
     rules: tuple[Rule, ...] = ()
+    ports: tuple[int, ...] = ()  # host ports by position (0: any); Marathon's requirePorts
+
+    @property
+    def fixed_ports(self) -> list[int]:
+        return [p for p in self.ports if p]
 
 
 def need_of(rec: TaskRecord) -> Need | None:
@@ -197,11 +202,14 @@ def need_of(rec: TaskRecord) -> Need | None:
     constrained); UsageError if its stored constraints are no longer valid."""
     task, rt = rec.task, rec.rt
     rules = to_rules(rt.constraints)
+    ports = tuple(rt.port_numbers)
     service = task.service or task.labels.get(SERVICE_LABEL)
     if service:
-        return Need(f"service:{service}", rules)
+        return Need(f"service:{service}", rules, ports)
     if rt.placement_group:
-        return Need(rt.placement_group, rules)
+        return Need(rt.placement_group, rules, ports)
+    if any(ports):
+        return Need(f"run:{task.id}", rules, ports)
     return None
 
 

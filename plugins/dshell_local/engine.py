@@ -71,6 +71,7 @@ class Engine:
         self.records: dict[str, TaskRecord] = {}
         self.allocator = Allocator(cfg.agents, cfg.roles)
         self.framework = MetaFramework(placement.sites_of(self.allocator.agents.values()))
+        self.framework.port_open = self.allocator.port_open
         self.bus = EventBus(store, cfg.engine.event_retention)
         store.on_rollback(self.bus.rollback)
         self.ids = IdGenerator()

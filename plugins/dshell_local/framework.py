@@ -47,6 +47,8 @@ class MetaFramework:
         self._role_of: dict[str, str] = {}
         self._sites = {s.id: s for s in sites}
         self._needs: dict[str, cons.Need] = {}  # active tasks with a group, until they end
+        # is a host port free on an agent (set by the engine: the allocator knows)
+        self.port_open: Callable[[str, int], bool] = lambda _agent, _port: True
         self.placements = cons.Placements()
         self._usable: dict[
             tuple[tuple[cons.Rule, ...], Shape], tuple[list[cons.Site], cons.Spread]
@@ -131,13 +133,19 @@ class MetaFramework:
         failed: set[Shape] = set()
         failed_by_group: dict[str, set[tuple[Shape, tuple[cons.Rule, ...]]]] = {}
         needs = self._needs
+        taken: set[tuple[str, int]] = set()  # fixed ports handed out in this round
         launches: list[Launch] = []
         for task_id, res in list(queue.items()):
             if max_tasks is not None and len(launches) >= max_tasks:
                 break
             need = needs.get(task_id)
             chosen: Offer | None
-            if need is not None and need.rules:
+            if need is not None and need.fixed_ports:
+                chosen = self._fit_fixed_ports(res, need, offers, left, taken)
+                if chosen is None:
+                    continue
+                taken.update((chosen.agent_id, p) for p in need.fixed_ports)
+            elif need is not None and need.rules:
                 chosen = self._fit_constrained(res, need, offers, left, failed_by_group)
                 if chosen is None:
                     continue
@@ -153,12 +161,38 @@ class MetaFramework:
                     failed.add(shape)
                     continue
             left[chosen.id] = left[chosen.id] - res
-            launches.append(Launch(chosen.id, task_id, res))
+            wanted = list(need.ports) if need is not None and need.fixed_ports else None
+            launches.append(Launch(chosen.id, task_id, res, wanted))
             self._dequeue(task_id)
             if need is not None:
                 self.placements.place(task_id, need.group, self._site(chosen))
                 failed_by_group.pop(need.group, None)  # the group changed: retry its shapes
         return launches
+
+    def _fit_fixed_ports(
+        self,
+        res: Resources,
+        need: cons.Need,
+        offers: list[Offer],
+        left: dict[str, Resources],
+        taken: set[tuple[str, int]],
+    ) -> Offer | None:
+        """The first offer with room and every fixed host port of ``need`` free (and its
+        constraints met, when it has some)."""
+        placed = self.placements.tally(need.group)
+        spread = self._usable_sites(need.rules, res)[1] if need.rules else None
+        for offer in offers:
+            if not res.fits_in(left[offer.id]):
+                continue
+            ports = need.fixed_ports
+            if any(
+                (offer.agent_id, p) in taken or not self.port_open(offer.agent_id, p) for p in ports
+            ):
+                continue
+            if need.rules and cons.first_refusal(need.rules, self._site(offer), placed, spread):
+                continue
+            return offer
+        return None
 
     def _site(self, offer: Offer) -> cons.Site:
         site = self._sites.get(offer.agent_id)
@@ -210,6 +244,9 @@ class MetaFramework:
         for queue in self.pending.values():
             for task_id, res in queue.items():
                 need = self._needs.get(task_id)
+                if need is not None and need.fixed_ports:
+                    out[task_id] = self._port_wait(need.fixed_ports)
+                    continue
                 if need is None or not need.rules:
                     continue
                 key = (need.group, need.rules, _shape(res))
@@ -223,6 +260,12 @@ class MetaFramework:
                 if message is not None:
                     out[task_id] = message
         return out
+
+    def _port_wait(self, ports: list[int]) -> str:
+        open_on = [a for a in self._sites if all(self.port_open(a, p) for p in ports)]
+        if open_on:
+            return f"waiting for resources on an agent with host port(s) {ports} free"
+        return f"waiting for host port(s) {ports}: held by other tasks"
 
     def launch_refused(self, task_id: str, role: str, res: Resources) -> None:
         """The allocator could not honour a launch (no port passed the test bind): requeue."""

@@ -93,6 +93,8 @@ class DeploymentRec(msgspec.Struct, kw_only=True):
     message: str | None = None
     failures: int = 0
     rollback_on_failure: bool = False
+    total: int = 0  # the instance count when it ended
+    ready: int = 0  # new instances ready when it ended
 
 
 class ServiceRec(msgspec.Struct, kw_only=True):
@@ -393,6 +395,9 @@ class ServiceController:
                     svc = self.services.get(name)
                     if svc is not None:
                         svc.message = f"cannot launch: {exc}"
+                        if isinstance(exc, UsageError) and svc.deployment is not None:
+                            self._finish(svc, "FAILED", svc.message)  # it can never launch
+                        self._save(svc)
                     log.warning("service %s: %s", name, exc)
                 except Exception:
                     log.exception("service %s: reconciliation failed", name)
@@ -575,6 +580,11 @@ class ServiceController:
         if dep is None:
             return
         dep.state, dep.finished_at, dep.message = state, utcnow(), message
+        dep.total = svc.instances
+        if state == "SUCCEEDED":
+            dep.ready = svc.instances
+        else:
+            dep.ready = self._ready_count(svc, dep.to_version)
         svc.history = [*svc.history, dep][-MAX_HISTORY:]
         svc.deployment = None
         log.info("service %s: deployment %s %s", svc.name, dep.id, state)
@@ -627,6 +637,7 @@ class ServiceController:
             ),
             env=dict(spec.env),
             ports=[p.name or "" for p in spec.ports],
+            port_numbers=[p.number for p in spec.ports] if spec.require_ports else [],
             role=spec.role,
             labels=labels,
             constraints=list(spec.constraints),
@@ -766,7 +777,11 @@ class ServiceController:
         if not spec.command:
             return "a command is required"
         if spec.require_ports:
-            return f"require_ports: fixed host ports {unsupported}"
+            numbers = [p.number for p in spec.ports]
+            if not all(numbers):
+                return "require_ports: every port needs its number (the host port to use)"
+            if not self.engine.allocator.offers_ports(numbers):
+                return f"require_ports: no agent offers host port(s) {numbers}"
         if spec.volumes:
             return f"volumes: persistent volumes {unsupported}"
         res = Resources(
@@ -800,12 +815,16 @@ class ServiceController:
             return f"lifecycle.http_port_name: {life.http_port_name!r} is not a port"
         if spec.announce is not None and spec.announce.primary_port not in names:
             return f"announce.primary_port: {spec.announce.primary_port!r} is not a port"
-        for c in spec.constraints:
-            with contextlib.suppress(ImportError):
-                from . import constraints as placement
+        from . import constraints as placement
 
+        try:
+            for c in spec.constraints:
                 placement.validate_constraint(c)
-        return None
+        except UsageError as exc:
+            return f"constraints: {exc.message}"
+        sites = placement.sites_of(self.engine.allocator.agents.values())
+        never = placement.never_reason(placement.to_rules(spec.constraints), sites, res)
+        return f"constraints: {never}" if never else None
 
     def _plan_one(self, spec: ServiceSpec, force: bool) -> PlanItem:
         svc = self.services.get(spec.name)
@@ -869,20 +888,25 @@ class ServiceController:
         plan = [self._plan_one(spec, req.force) for spec in specs]
         if req.dry_run:
             for item in plan:
-                item.placement = self._placement_plan(
+                agents, reasons = self._placement_plan(
                     next(s for s in specs if s.name == item.service), item.start
                 )
+                item.placement = agents
+                why = sorted({r for r in reasons if r})
+                if why:
+                    item.message = "no room now for some instances: " + "; ".join(why)
             return plan
         for spec, item in zip(specs, plan, strict=True):
             self._apply(spec, item, req)
         await self.engine.store.commit()
         return plan
 
-    def _placement_plan(self, spec: ServiceSpec, count: int) -> list[str | None]:
-        try:
-            from .constraints import plan_placement
-        except ImportError:
-            return []
+    def _placement_plan(
+        self, spec: ServiceSpec, count: int
+    ) -> tuple[list[str | None], list[str | None]]:
+        """Where ``count`` new instances would go now, and why not where none can."""
+        from .constraints import plan_placement
+
         placed = [r.task.agent_id for r in self._instances(spec.name) if r.task.agent_id]
         res = Resources(
             cpus=spec.resources.cpus,
@@ -890,8 +914,8 @@ class ServiceController:
             disk=spec.resources.disk,
             ports=len(spec.ports),
         )
-        result: Any = plan_placement(self.engine.allocator, placed, spec.constraints, res, count)
-        return list(result[0]) if isinstance(result, tuple) else list(result)
+        plan = plan_placement(self.engine.allocator, placed, spec.constraints, res, count)
+        return list(plan.agents), list(plan.reasons)
 
     def _check_cycles(self, specs: list[ServiceSpec]) -> None:
         graph = {name: list(svc.dependencies) for name, svc in self.services.items()}
@@ -1192,13 +1216,17 @@ class ServiceController:
 
     # ---- views ----------------------------------------------------------------------------
 
-    def _deployment_view(self, svc: ServiceRec, dep: DeploymentRec) -> Deployment:
-        live = self._instances(svc.name)
-        step = sum(
+    def _ready_count(self, svc: ServiceRec, version: str) -> int:
+        return sum(
             1
-            for r in live
-            if r.task.labels.get(VERSION_LABEL) == dep.to_version and self.is_ready(svc, r)
+            for r in self._instances(svc.name)
+            if r.task.labels.get(VERSION_LABEL) == version and self.is_ready(svc, r)
         )
+
+    def _deployment_view(self, svc: ServiceRec, dep: DeploymentRec) -> Deployment:
+        active = dep.state in ACTIVE_DEPLOYMENT
+        total = svc.instances if active else dep.total
+        step = min(self._ready_count(svc, dep.to_version), total) if active else dep.ready
         return Deployment(
             id=dep.id,
             service=svc.name,
@@ -1206,12 +1234,8 @@ class ServiceController:
             from_version=dep.from_version,
             cause=dep.cause,
             state=dep.state,
-            step=min(step, svc.instances)
-            if dep.state in ACTIVE_DEPLOYMENT
-            else svc.instances
-            if dep.state == "SUCCEEDED"
-            else 0,
-            total_steps=svc.instances,
+            step=step,
+            total_steps=total,
             failures=dep.failures,
             started_at=dep.started_at,
             finished_at=dep.finished_at,

@@ -39,6 +39,8 @@ def validate(spec: RunSpec) -> None:
     named = [p for p in spec.ports if p]
     if len(named) != len(set(named)):
         raise UsageError("run: port names must be unique")
+    if spec.port_numbers:
+        _check_port_numbers(spec)
     for port in spec.ports:
         if not _PORT_NAME.match(port):
             raise UsageError(f"run: bad port name {port!r} (letters, digits, '_' and '-')")
@@ -55,6 +57,16 @@ def validate(spec: RunSpec) -> None:
         if getattr(spec, field):
             raise UsageError(f"run: the local engine does not support {field} yet")
     _rules(spec)
+
+
+def _check_port_numbers(spec: RunSpec) -> None:
+    if len(spec.port_numbers) != len(spec.ports):
+        raise UsageError("run: port_numbers must match ports one to one (0: any free port)")
+    fixed = [p for p in spec.port_numbers if p]
+    if any(not 0 < p < 65536 for p in fixed):
+        raise UsageError(f"run: host ports must be 1..65535, not {fixed}")
+    if len(fixed) != len(set(fixed)):
+        raise UsageError(f"run: the same host port twice in {fixed}")
 
 
 def _rules(spec: RunSpec) -> tuple[placement.Rule, ...]:
@@ -98,6 +110,13 @@ def build(
                 for a in allocator.agents.values()
             )
         )
+    fixed = [p for p in spec.port_numbers if p]
+    if fixed and not allocator.offers_ports(fixed):
+        ranges = "; ".join(
+            f"{a.spec.id} " + ",".join(f"{lo}-{hi}" for lo, hi in a.spec.ports)
+            for a in allocator.agents.values()
+        )
+        raise UsageError(f"run: no agent offers host port(s) {fixed} (agents' ranges: {ranges})")
     rules = _placement_rules(spec, allocator, res)
     stored = [r.constraint() for r in rules]  # normalized: what the runtime keeps
     command = [" ".join(spec.command)] if spec.shell else list(spec.command)
@@ -132,6 +151,7 @@ def build(
             idem_key=spec.idempotency_key,
             tty=spec.tty,
             port_names=list(spec.ports),
+            port_numbers=list(spec.port_numbers) if any(spec.port_numbers) else [],
             workdir=spec.workdir,
             templates=templates,
             placement_group=group if rules else None,

@@ -67,6 +67,7 @@ class TaskRuntime(msgspec.Struct, omit_defaults=True, kw_only=True):
     kill_deadline: float | None = None  # epoch seconds when SIGKILL is due
     tty: bool = False
     port_names: list[str] = []
+    port_numbers: list[int] = []  # fixed host ports aligned with port_names (0: any)
     workdir: str | None = None
     acked: bool = False  # the executor was told to forget the exit
     ports_freed: bool = False

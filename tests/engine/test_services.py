@@ -11,6 +11,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dshell.testing.fixtures import CliRunner
@@ -428,3 +429,66 @@ def test_crash_in_the_middle_of_a_deployment_resumes_it(
     ended = {e[1] for e in log if e[0] == "end"}
     v1 = {e[1] for e in log if e[0] == "start" and e[2] == "1"}
     assert ended == v1  # every v1 instance ended once; no v2 instance was restarted
+
+
+RACKS = "".join(
+    f'[[agents]]\nid = "a{i}"\nhostname = "h{i}"\ncpus = 1\nmem = 1024\ndisk = 100\n'
+    f'ports = [[{33000 + 20 * i}, {33019 + 20 * i}]]\nattributes = {{ rack = "{rack}" }}\n'
+    for i, rack in enumerate(("r1", "r1", "r2"))
+)
+
+
+def test_constraints_place_wait_and_refuse(
+    engine_dirs: Path, engine_config: Any, cli: CliRunner, tmp_path: Path
+) -> None:
+    engine_config(RACKS)
+    control.start()
+    unique = spec(tmp_path, instances=4, checks=False, extra='constraints = ["hostname:UNIQUE"]')
+    plan = json.loads(ok(cli, f"svc deploy -f {unique} --dry-run -o json"))[0]
+    assert sorted(a for a in plan["placement"] if a) == ["a0", "a1", "a2"]
+    assert None in plan["placement"] and "UNIQUE" in plan["message"]
+    ok(cli, f"svc deploy -f {unique} --no-wait")
+    svc = wait_until(
+        lambda: (s := status(cli, "web"))["running"] == 3 and s["message"] and s,
+        what="3 running and one waiting with its reason",
+    )
+    assert isinstance(svc, dict) and "UNIQUE" in svc["message"]
+    assert sorted(m["agent_id"] for m in svc["members"] if m["state"] == "RUNNING") == [
+        "a0",
+        "a1",
+        "a2",
+    ]
+    spread = spec(
+        tmp_path, "spread", instances=2, checks=False, extra='constraints = ["rack:GROUP_BY"]'
+    )
+    ok(cli, f"svc deploy -f {spread} --timeout 60")
+    racks = {"a0": "r1", "a1": "r1", "a2": "r2"}
+    assert sorted(racks[m["agent_id"]] for m in status(cli, "spread")["members"]) == ["r1", "r2"]
+    never = spec(tmp_path, "never", checks=False, extra='constraints = ["rack:CLUSTER:r9"]')
+    res = cli(f"svc deploy -f {never}")
+    assert res.status == 2 and "rack" in res.stderr and "r9" in res.stderr
+    assert "never" not in ok(cli, "svc ls -q")
+
+
+def test_required_host_ports(
+    engine_dirs: Path, engine_config: Any, cli: CliRunner, tmp_path: Path
+) -> None:
+    engine_config(RACKS)  # a0 offers 33000-33019, a1 33020-33039, a2 33040-33059
+    control.start()
+    path = spec(tmp_path, instances=2, checks=False)
+    fixed = 'ports = [{ name = "http", number = 33005 }]\nrequire_ports = true'
+    path.write_text(path.read_text().replace('ports = ["http"]', fixed))
+    ok(cli, f"svc deploy -f {path} --no-wait")
+    svc = wait_until(
+        lambda: (s := status(cli, "web"))["running"] == 1 and s["message"] and s,
+        what="one instance on port 33005 and one waiting for it",
+    )
+    assert isinstance(svc, dict) and "33005" in svc["message"]
+    running = [m for m in svc["members"] if m["state"] == "RUNNING"]
+    assert running[0]["agent_id"] == "a0" and running[0]["ports"][0]["port"] == 33005
+    nowhere = spec(tmp_path, "nowhere", checks=False)
+    nowhere.write_text(
+        nowhere.read_text().replace('ports = ["http"]', fixed.replace("33005", "40000"))
+    )
+    res = cli(f"svc deploy -f {nowhere}")
+    assert res.status == 2 and "40000" in res.stderr
