@@ -245,6 +245,10 @@ class PrivateEngine:
         for name in ("CONFIG", "STATE", "RUNTIME"):
             os.makedirs(f"{self.root}/{name.lower()}")
             os.environ[f"DSHELL_{name}_DIR"] = f"{self.root}/{name.lower()}"
+        # one roomy logical agent: each instance gets a whole core of CFS quota, so that what
+        # is measured is the orchestration, not the throttling of tiny cpu shares
+        with open(f"{self.root}/config/engine.toml", "w") as f:
+            f.write('[[agents]]\nid = "local"\ncpus = 400\nmem = 16384\nports = [[31000, 32000]]\n')
         from dshell_local import control
 
         self.control = control
@@ -280,7 +284,7 @@ def service_spec(path: str, name: str, n: int, interval: float) -> None:
             "command": [sys.executable, "-S", "-c", TINY],
             "instances": n,
             "ports": ["http"],
-            "resources": {"cpus": 0.01, "mem": 16},
+            "resources": {"cpus": 1, "mem": 16},
             "health_checks": [
                 {"protocol": "HTTP", "port_name": "http", "delay": 0, "interval": interval,
                  "timeout": 2, "grace_period": 30}
