@@ -492,3 +492,48 @@ def test_required_host_ports(
     )
     res = cli(f"svc deploy -f {nowhere}")
     assert res.status == 2 and "40000" in res.stderr
+
+
+def test_logs_merge_instances_and_follow_new_ones(
+    engine: EngineClient, cli: CliRunner, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import time
+
+    path = tmp_path / "ticker.toml"
+    path.write_text(
+        '[service]\nname = "ticker"\ninstances = 2\n'
+        "shell = 'while :; do echo tick $DSHELL_TASK_ID; sleep 0.1; done'\n"
+        "resources = { cpus = 0.1, mem = 32 }\n"
+    )
+    ok(cli, f"svc deploy -f {path} --timeout 60")
+    wait_until(lambda: ok(cli, "svc logs ticker").count("ticker#1 | tick") >= 2, what="output")
+    out = ok(cli, "svc logs ticker")
+    for line in out.splitlines():
+        prefix, _, text = line.partition(" | ")
+        assert prefix in ("ticker#0", "ticker#1") and text.startswith("tick ticker.")
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "dshell", "svc", "logs", "-f", "ticker"],
+        stdout=subprocess.PIPE,
+        env=dict(os.environ),
+        text=True,
+    )
+    assert follow.stdout is not None
+    seen: set[str] = set()
+
+    def read_until(want: set[str]) -> None:
+        deadline = time.monotonic() + 30
+        while not want <= seen and time.monotonic() < deadline:
+            assert follow.stdout is not None
+            seen.add(follow.stdout.readline().partition(" | ")[0])
+        assert want <= seen
+
+    try:
+        read_until({"ticker#0", "ticker#1"})
+        assert "ticker#2" not in seen
+        ok(cli, "svc scale ticker 3 --timeout 60")  # a new instance joins the stream
+        read_until({"ticker#2"})
+    finally:
+        follow.kill()
+        follow.wait()
