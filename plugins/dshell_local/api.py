@@ -105,6 +105,7 @@ class ExecutorInfo(msgspec.Struct, omit_defaults=True):
     pid: int | None = None
     version: str | None = None
     boot_id: str | None = None
+    protocol: int | None = None  # older than the engine's: some operations are missing
 
 
 class EngineStatus(msgspec.Struct, omit_defaults=True, kw_only=True):

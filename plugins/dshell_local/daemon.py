@@ -82,6 +82,7 @@ class Daemon:
         )
         self.engine = engine
         self.hello = await executor.hello()
+        self._check_protocol()
         recovery.load(engine)
         services = ServiceController(engine, await self._announcer())
         services.load()  # before reconciling: exits found now count as the services' crashes
@@ -107,6 +108,22 @@ class Daemon:
         if services.announcer is not None:
             await services.announcer.close()  # its ephemeral members go with the session
         await self._shutdown(engine, executor, store, listeners, gc)
+
+    def _check_protocol(self) -> None:
+        """An executor started by an older dshell outlives upgrades (it holds the tasks): say
+        what it cannot do until it is replaced."""
+        from .executor.protocol import PROTOCOL_VERSION
+
+        theirs = _int(self.hello.get("protocol")) or 1
+        if theirs < PROTOCOL_VERSION:
+            log.warning(
+                "the executor (pid %s) speaks protocol %d, older than this engine's %d: "
+                "COMMAND health checks are not performed until it is replaced "
+                "(`dshell engine stop --kill-tasks`, then start)",
+                self.hello.get("executor_pid"),
+                theirs,
+                PROTOCOL_VERSION,
+            )
 
     async def _announcer(self) -> Any:
         """The ZooKeeper announcer when the engine is configured with an ensemble (it never
@@ -190,6 +207,7 @@ class Daemon:
                 pid=_int(self.hello.get("executor_pid")),
                 version=_str(self.hello.get("version")),
                 boot_id=_str(self.hello.get("boot_id")),
+                protocol=_int(self.hello.get("protocol")),
             ),
             isolation=isolation,
             active_tasks=len(self.engine.records),

@@ -76,7 +76,7 @@ from typing import Any, Final
 
 import msgspec
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2  # 2: run_check (COMMAND health checks in a task's cgroups)
 MAX_LINE: Final = 16 * 1024 * 1024  # a spawn_batch of 1,000 tasks with big envs fits
 
 BAD_REQUEST: Final = "BAD_REQUEST"
