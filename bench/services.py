@@ -241,7 +241,7 @@ class PrivateEngine:
     def __enter__(self) -> PrivateEngine:
         import tempfile
 
-        self.root = tempfile.mkdtemp(prefix="dsb", dir="/tmp")
+        self.root = tempfile.mkdtemp(prefix="dsb", dir="/var/tmp")  # see bench/engine.py BENCH_DIR
         for name in ("CONFIG", "STATE", "RUNTIME"):
             os.makedirs(f"{self.root}/{name.lower()}")
             os.environ[f"DSHELL_{name}_DIR"] = f"{self.root}/{name.lower()}"

@@ -15,6 +15,7 @@ import logging
 import signal as signals
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgspec
@@ -48,7 +49,9 @@ from .tasks import (
 log = logging.getLogger(__name__)
 
 LAUNCH_BATCH = 64
-INLINE_SANDBOXES = 4  # a thread hop costs more than a few mkdirs
+# Sandboxes are made by this many threads at once: on a slow disk a mkdir or a file creation
+# waits up to a millisecond on the journal, and concurrent ones share the wait.
+FS_THREADS = 16
 SPAWN_ANSWER_WAIT = 30.0  # seconds a signal waits for its task's spawn to be answered
 
 
@@ -86,6 +89,7 @@ class Engine:
         self._spawning: dict[str, asyncio.Event] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self._bg: set[asyncio.Task[Any]] = set()
+        self._fs_pool = ThreadPoolExecutor(FS_THREADS, thread_name_prefix="sandbox")
         self._cycle_pending = False
         self._reap: list[str] = []
         self._reaping = False
@@ -123,6 +127,7 @@ class Engine:
         for task in list(self._bg):
             task.cancel()
         await asyncio.gather(*self._bg, return_exceptions=True)
+        self._fs_pool.shutdown(wait=False)
 
     # ---- queries --------------------------------------------------------------------------
 
@@ -208,10 +213,14 @@ class Engine:
     async def launch(self, recs: list[TaskRecord]) -> None:
         """Spawn STARTING tasks once their sandboxes exist and their write-ahead record is
         committed (relaunches after a crash come through here too)."""
-        if len(recs) > INLINE_SANDBOXES:  # file-system time: off the loop for big batches
-            failed = await asyncio.to_thread(launching.make_sandboxes, recs, self.sandboxes)
-        else:
-            failed = launching.make_sandboxes(recs, self.sandboxes)
+        loop = asyncio.get_running_loop()
+        made = await asyncio.gather(  # file-system time: many at once, off the loop
+            *(
+                loop.run_in_executor(self._fs_pool, launching.make_sandbox, rec, self.sandboxes)
+                for rec in recs
+            )
+        )
+        failed = {rec.task.id: err for rec, err in zip(recs, made, strict=True) if err}
         for rec in recs:
             if rec.task.id in failed and rec.task.state.active:
                 self._fail_launch(rec, REASON_SANDBOX, failed[rec.task.id])

@@ -46,16 +46,13 @@ def _render(task: Task) -> None:
         task.message = f"command template: {exc}"
 
 
-def make_sandboxes(recs: list[TaskRecord], sandboxes: Sandboxes) -> dict[str, str]:
-    """Create the sandboxes of a batch (in a worker thread: it is all file-system time);
-    the error text of each one that could not be made."""
-    errors = {}
-    for rec in recs:
-        try:
-            sandboxes.create(rec.task.id, rec.rt.workdir)
-        except SandboxError as exc:
-            errors[rec.task.id] = str(exc)
-    return errors
+def make_sandbox(rec: TaskRecord, sandboxes: Sandboxes) -> str | None:
+    """Create one task's sandbox (in a file-system thread); the error text, or None."""
+    try:
+        sandboxes.create(rec.task.id, rec.rt.workdir)
+    except SandboxError as exc:
+        return str(exc)
+    return None
 
 
 def spawn_spec(rec: TaskRecord, pids_limit: int, base_env: dict[str, str]) -> SpawnSpec:

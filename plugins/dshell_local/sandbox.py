@@ -8,6 +8,7 @@ sandboxes are removed by age and while their total size exceeds the configured b
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -28,6 +29,10 @@ class SandboxError(Exception):
     """A sandbox could not be created (full disk, unwritable directory)."""
 
 
+OUTPUT_FILES = ("stdout", "stderr")
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+
+
 class Sandboxes:
     """The directory holding every task's sandbox."""
 
@@ -38,8 +43,12 @@ class Sandboxes:
         return self.root / task_id
 
     def create(self, task_id: str, workdir: str | None = None) -> Path:
-        """Make the sandbox directory (the executor creates the output and status files);
-        SandboxError on any OS failure."""
+        """Make the sandbox directory with its empty ``stdout``/``stderr`` files and the
+        executor's status directory; SandboxError on any OS failure.
+
+        Creating the files here (in the engine's file-system threads, many at once) keeps
+        file creation out of the executor's spawn: the child opens them with O_CREAT while
+        the executor waits, and on a slow disk a creation costs up to a millisecond."""
         path = self.path(task_id)
         try:
             try:
@@ -47,6 +56,11 @@ class Sandboxes:
             except FileNotFoundError:
                 self.root.mkdir(parents=True, exist_ok=True)
                 path.mkdir(mode=0o755, exist_ok=True)
+            base = str(path)
+            for name in OUTPUT_FILES:
+                os.close(os.open(f"{base}/{name}", _CREATE, 0o644))
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(f"{base}/{STATUS_DIR}", 0o700)
             if workdir:
                 (path / workdir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
