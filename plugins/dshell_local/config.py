@@ -5,6 +5,7 @@ Example::
     [engine]
     kill_grace = 5.0            # seconds between SIGTERM and SIGKILL
     event_retention = 100000    # events kept for `events --since`
+    task_history = 100000       # finished tasks remembered (ps -a, inspect); older are forgotten
     pids_limit = 4096           # per task (cgroup pids.max)
     isolation = "auto"          # cgroups when usable, else rlimits; "rlimit"/"none": no
                                 # cgroups ($DSHELL_ISOLATION overrides; fixed per executor)
@@ -78,6 +79,7 @@ class RoleConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class EngineSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     kill_grace: float = 5.0
     event_retention: int = 100_000
+    task_history: int = 100_000  # finished tasks kept (`ps -a`, `inspect`); older ones go
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 5
     stats_interval: float = 2.0

@@ -235,6 +235,10 @@ class Daemon:
             )
             if removed:
                 log.info("removed %d finished sandboxes", len(removed))
+            forgotten = engine.store.trim_tasks(self.cfg.engine.task_history)
+            if forgotten:
+                await engine.store.commit()
+                log.info("forgot %d finished tasks beyond [engine] task_history", forgotten)
 
 
 def _int(value: object) -> int | None:

@@ -134,6 +134,19 @@ class Store:
         rows = self._db.execute("SELECT data FROM services ORDER BY name").fetchall()
         return [bytes(r[0]) for r in rows]
 
+    def trim_tasks(self, keep: int) -> int:
+        """Forget finished tasks beyond the newest ``keep``; how many rows went (committed by
+        the caller's next commit)."""
+        self._apply()
+        row = self._db.execute(
+            "SELECT n FROM tasks WHERE active = 0 ORDER BY n DESC LIMIT 1 OFFSET ?", (keep,)
+        ).fetchone()
+        if row is None:
+            return 0
+        self._begin()
+        cur = self._db.execute("DELETE FROM tasks WHERE active = 0 AND n <= ?", (row[0],))
+        return cur.rowcount
+
     def trim_events(self, keep: int) -> None:
         self._apply()
         self._begin()

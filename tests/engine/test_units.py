@@ -124,3 +124,21 @@ def test_the_cli_client_stays_light() -> None:
         env={"PYTHONPATH": ":".join(sys.path)},
     )  # fmt: skip
     assert out.stdout.strip() == "[]"
+
+
+def test_task_history_is_trimmed_to_the_newest_finished(tmp_path: Path) -> None:
+    from dshell_local.state import Store
+
+    store = Store(tmp_path / "engine.db")
+    for i in range(10):
+        active = i in (0, 5, 9)  # old active tasks are never forgotten
+        store.put_task(f"t{i}", active, None, (b"{}", b"{}", b"{}"))
+    store.commit_now()
+    assert store.trim_tasks(keep=2) == 5  # finished: t1-t4, t6-t8; the newest two stay
+    store.commit_now()
+    kept = [row.decode() for row in store.all_tasks_json()]
+    assert len(kept) == 5
+    assert store.trim_tasks(keep=2) == 0
+    ids = [r[0] for r in store._db.execute("SELECT id FROM tasks ORDER BY n")]
+    assert ids == ["t0", "t5", "t7", "t8", "t9"]
+    store.close()
