@@ -26,8 +26,8 @@ _dshell_node() {
             _dshell_vopts='-o --output'
             ;;
         'run')
-            _dshell_opts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --on -d --detach -i --interactive -t --tty -h --help'
-            _dshell_vopts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --on'
+            _dshell_opts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --on -f --file --format --dry-run -d --detach -i --interactive -t --tty -h --help'
+            _dshell_vopts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --on -f --file --format'
             _dshell_inter=0
             ;;
         'exec')
@@ -214,6 +214,7 @@ _dshell_value() {
         'inspect|-o' | 'inspect|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'inspect|@0') _dshell_kind='ref' ;;
         'run|--on') _dshell_kind='path' ;;
+        'run|-f' | 'run|--file') _dshell_kind='file' ;;
         'run|@'*) _dshell_kind='command' ;;
         'exec|@0') _dshell_kind='ref' ;;
         'exec|@'*) _dshell_kind='command' ;;

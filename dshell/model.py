@@ -227,6 +227,7 @@ class PlanItem(msgspec.Struct, omit_defaults=True, kw_only=True):
     deployment: str | None = None
     placement: list[str | None] = []  # agent per new instance (dry run), None = no room
     message: str | None = None
+    spec: dict[str, Any] | None = None  # the normalized spec (dry runs)
 
 
 class Endpoint(msgspec.Struct, omit_defaults=True, kw_only=True):

@@ -12,6 +12,7 @@ from .options import parse_kv
 
 if TYPE_CHECKING:
     from ..model import Constraint
+    from ..session import Session
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -52,6 +53,15 @@ if TYPE_CHECKING:
     metavar="PATH",
     help="Cluster to run on (default: the current mount, else /local).",
 )
+@click.option(
+    "-f",
+    "--file",
+    "spec_file",
+    metavar="SPEC",
+    help="Run the tasks of a spec file (native, Marathon, Aurora, Chronos…) or -.",
+)
+@click.option("--format", "spec_format", metavar="FMT", help="The spec's format if not detected.")
+@click.option("--dry-run", is_flag=True, help="With -f: print what would run; launch nothing.")
 @click.option("-d", "--detach", is_flag=True, help="Print the task id(s) and return at once.")
 @click.option("-i", "--interactive", is_flag=True, help="Keep stdin open (with -t).")
 @click.option("-t", "--tty", is_flag=True, help="Give the task a terminal.")
@@ -72,6 +82,9 @@ def run(
     constraints: tuple[str, ...],
     idempotency_key: str | None,
     on: str | None,
+    spec_file: str | None,
+    spec_format: str | None,
+    dry_run: bool,
     detach: bool,
     interactive: bool,
     tty: bool,
@@ -90,6 +103,13 @@ def run(
     from ..model import Resources, RunSpec
 
     session = session_of(ctx)
+    if spec_file:
+        if command or shell_cmd:
+            raise UsageError("run: give -f SPEC or a command, not both")
+        _run_file(session, spec_file, spec_format, on, detach, dry_run)
+        return
+    if dry_run:
+        raise UsageError("run: --dry-run goes with -f SPEC")
     if bool(command) == bool(shell_cmd):
         raise UsageError("run: give a command after -- or --shell 'STRING' (not both)")
     spec = RunSpec(
@@ -125,6 +145,49 @@ def run(
         out.flush()
         return
     raise TaskExit(follow(session, backend, tasks))
+
+
+def _run_file(
+    session: Session,
+    spec_file: str,
+    spec_format: str | None,
+    on: str | None,
+    detach: bool,
+    dry_run: bool,
+) -> None:
+    """``run -f``: every service and job of a spec file as plain tasks (one submission each;
+    checks, deployments and schedules are what `svc deploy` and the job verbs are for)."""
+    from ..core import launch
+    from ..specs import load_file
+    from ..specs.runspecs import to_runspecs
+
+    loaded = load_file(spec_file, fmt=spec_format)
+    out, _ = out_fmt(session, None)
+    for warning in loaded.warnings:
+        out.warn(warning)
+    runs, notes = to_runspecs(loaded, spec_file)
+    for note in notes:
+        out.warn(note)
+    if dry_run:
+        from ..specs.export import dump_toml
+
+        out.write(dump_toml(loaded))
+        for run in runs:
+            out.info(
+                f"would run {run.instances} x {run.name}: "
+                + (run.command[0] if run.shell else " ".join(run.command))
+            )
+        return
+    session.attached = not detach and len(runs) == 1 and runs[0].instances == 1
+    mount = launch.launch_mount(session, on)
+    submitted = [launch.submit(session, mount, run) for run in runs]
+    if session.attached:
+        backend, tasks = submitted[0]
+        raise TaskExit(follow(session, backend, tasks))
+    for _backend, tasks in submitted:
+        for t in tasks:
+            out.write(t.id + "\n")
+    out.flush()
 
 
 def _port_numbers(ports: tuple[str, ...]) -> list[int]:

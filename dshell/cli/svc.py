@@ -414,13 +414,41 @@ def svc_deploy(
         dry_run=dry_run,
         rollback_on_failure=rollback_on_failure,
     )
-    if dry_run or output or not wait:
+    if dry_run:
+        _show_dry_run(out, fmt, plan, [*svcs, *groups])
+        return
+    if output or not wait:
         out.listing(plan, PLAN, fmt)
-    if dry_run or not wait:
+    if not wait:
         return
     for item in plan:
         if item.deployment:
             _finish(session, backend, item.service, "deployed", timeout, item.deployment)
+
+
+def _show_dry_run(out: Any, fmt: Any, plan: list[Any], specs: list[Any]) -> None:
+    """The normalized spec and the plan: TOML then the plan table for people; in json/yaml
+    each plan item carries its service's normalized spec."""
+    import msgspec
+
+    from ..render.views import PLAN
+    from ..specs.model import GroupSpec
+
+    services = {}
+    for spec in specs:
+        for svc in spec.all_services() if isinstance(spec, GroupSpec) else [spec]:
+            services[svc.name.strip("/")] = svc
+    if fmt.name in (None, "table", "wide") and not fmt.quiet:
+        from ..specs.export import dump_toml
+
+        for spec in specs:
+            out.write(dump_toml(spec))
+        out.write("\n")
+    else:
+        for item in plan:
+            svc = services.get(item.service)
+            item.spec = msgspec.to_builtins(svc) if svc is not None else None
+    out.listing(plan, PLAN, fmt)
 
 
 def _from_flags(

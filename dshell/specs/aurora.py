@@ -183,11 +183,12 @@ def load(
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         keys = ", ".join(aurora_convert.job_key(jobs[i].get("data", {})) for i in chosen)
+        second = [i for i, n in zip(chosen, names, strict=True) if n == twice[0]][1]
         raise SpecError(
             [
                 Issue(
                     source_name,
-                    None,
+                    jobs[second].get("line"),
                     "",
                     f"several jobs are named {twice[0]!r}: pick"
                     f" one with a job key (one of: {keys})",

@@ -105,8 +105,8 @@ def _ports(r: Reader, announce: AnnounceSpec | None) -> tuple[list[PortSpec], di
         while target in portmap and hops < 16:  # follow aliases; a loop stops after 16 hops
             target, hops = portmap[target], hops + 1
         resolved[name] = target
-    names = sorted({t for t in resolved.values() if not t.isdigit()})
-    static = sorted({n for n, t in resolved.items() if t.isdigit()})
+    names = sorted({t for t in resolved.values() if not (t.isascii() and t.isdigit())})
+    static = sorted({n for n, t in resolved.items() if t.isascii() and t.isdigit()})
     ports = [PortSpec(name=n) for n in names] + [
         PortSpec(name=n, number=int(resolved[n])) for n in static if n not in names
     ]

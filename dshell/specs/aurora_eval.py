@@ -72,7 +72,10 @@ def _execute(text: str, path: str, env: dict[str, Any], files: set[str]) -> dict
     try:
         exec(compile(text, path, "exec"), env)  # noqa: S102 - evaluating is the job
     except SyntaxError as e:
-        return _error(e.filename or path, e.lineno, f"syntax error: {e.msg}")
+        line = e.lineno
+        if line is None and e.filename in (None, path) and "\x00" in text:
+            line = text.count("\n", 0, text.index("\x00")) + 1  # compile() gives no line
+        return _error(e.filename or path, line, f"syntax error: {e.msg}")
     except MemoryError:
         file, line = _line_in(sys.exc_info()[2], files)
         return _error(file or path, line, "the file used more memory than allowed")
@@ -109,7 +112,8 @@ def _export(job: Any, bind: dict[str, str], text: str, path: str) -> dict[str, A
         ref = missing[0]
         return _error(
             path,
-            _line_of(text, re.escape("{{" + ref)),
+            # A template of the file, else one of pystachio's defaults: the job's line.
+            _line_of(text, re.escape("{{" + ref)) or _job_line(text, ""),
             f"unbound template {{{{{ref}}}}}: give it a value with --bind {ref}=VALUE",
         )
     name = str(job.name().get()) if job.name() is not None else ""

@@ -69,6 +69,8 @@ def render_path(path: Path, style: str) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not isinstance(part, str):  # a YAML key that is not a string (null, 1.5, a date)
+            out += f"[{part!r}]"
         elif part.isidentifier() or part.replace("-", "_").isidentifier():
             out += f".{part}" if out else part
         else:
@@ -95,7 +97,8 @@ def describe(value: object) -> str:
     }
     kind = names.get(type(value), type(value).__name__)
     if isinstance(value, bool | int | float):
-        return f"{kind} ({value!r})"
+        shown = repr(value)
+        return f"{kind} ({shown if len(shown) <= 40 else shown[:37] + '...'})"
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
         return f"{kind} ({shown!r})"

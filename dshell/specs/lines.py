@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+import sys
 import tomllib
 from typing import Any
 
@@ -18,6 +19,16 @@ from dshell.specs.issues import Issue, Path, PathLines, SpecError
 
 def _fail(source: str, line: int | None, message: str) -> SpecError:
     return SpecError([Issue(source, line, "", message)])
+
+
+def _too_long(source: str, text: str, syntax: str, error: ValueError) -> SpecError:
+    """A parser's ValueError: Python reads no integer longer than its digit limit (4300)."""
+    limit = sys.get_int_max_str_digits()
+    if not limit or "integer string conversion" not in str(error):
+        return _fail(source, None, f"invalid {syntax}: {error}")
+    m = re.search(rf"(?<![\w\"'.])[0-9][0-9a-fA-FxXoObB_]{{{limit},}}", text)
+    line = text.count("\n", 0, m.start()) + 1 if m else None
+    return _fail(source, line, f"invalid {syntax}: a number with more than {limit} digits")
 
 
 # ---- JSON --------------------------------------------------------------------------------------
@@ -31,6 +42,8 @@ def parse_json(text: str, source: str) -> tuple[Any, PathLines]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise _fail(source, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})") from None
+    except ValueError as e:
+        raise _too_long(source, text, "JSON", e) from None
     except RecursionError:
         raise _fail(source, None, "invalid JSON: nested too deeply") from None
     return data, PathLines(_json_lines(text))
@@ -85,6 +98,7 @@ def parse_yaml(text: str, source: str) -> tuple[Any, PathLines]:
     """The value of a YAML document and the line of each of its paths."""
     import yaml
 
+    node = None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -92,8 +106,14 @@ def parse_yaml(text: str, source: str) -> tuple[Any, PathLines]:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else None
         raise _fail(source, line, f"invalid YAML: {e.problem or e.context}") from None
+    except yaml.reader.ReaderError as e:
+        what = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
+        message = f"invalid YAML: unacceptable character {what}: {e.reason}"
+        raise _fail(source, text.count("\n", 0, e.position) + 1, message) from None
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
-        raise _fail(source, None, f"invalid YAML: {e}") from None
+        # A scalar the composer accepted but that makes no value (2026-13-01, 5000 digits).
+        line, why = _bad_scalar(node) if node is not None else (None, str(e))
+        raise _fail(source, line, f"invalid YAML: {why or e}") from None
     except RecursionError:
         raise _fail(source, None, "invalid YAML: nested too deeply") from None
     lines: dict[Path, int] = {}
@@ -109,6 +129,31 @@ def parse_yaml(text: str, source: str) -> tuple[Any, PathLines]:
         elif isinstance(current, yaml.SequenceNode):
             todo.extend((item, (*path, i)) for i, item in enumerate(current.value))
     return data, PathLines(lines)
+
+
+def _bad_scalar(root: Any) -> tuple[int | None, str | None]:
+    """The line of the first scalar of a composed YAML document that cannot be constructed,
+    and why."""
+    import yaml
+
+    loader = yaml.SafeLoader("")
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                loader.construct_object(node)
+            except (yaml.YAMLError, ValueError, TypeError, OverflowError) as e:
+                why = str(e)
+                if "integer string conversion" in why:
+                    why = f"a number with more than {sys.get_int_max_str_digits()} digits"
+                shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+                return node.start_mark.line + 1, f"{shown!r}: {why}"
+        elif isinstance(node, yaml.MappingNode):
+            todo.extend(n for pair in reversed(node.value) for n in reversed(pair))
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(reversed(node.value))
+    return None, None
 
 
 # ---- TOML --------------------------------------------------------------------------------------
@@ -127,8 +172,13 @@ def parse_toml(text: str, source: str) -> tuple[Any, PathLines]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         m = _TOML_LINE.search(str(e))
+        line = int(m.group(1)) if m else None
+        if line is None and "end of document" in str(e):
+            line = text.rstrip("\n").count("\n") + 1
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
-        raise _fail(source, int(m.group(1)) if m else None, f"invalid TOML: {msg}") from None
+        raise _fail(source, line, f"invalid TOML: {msg}") from None
+    except ValueError as e:
+        raise _too_long(source, text, "TOML", e) from None
     except RecursionError:
         raise _fail(source, None, "invalid TOML: nested too deeply") from None
     return data, PathLines(_toml_lines(text))

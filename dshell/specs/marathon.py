@@ -21,7 +21,7 @@ import msgspec
 from dshell.specs import marathon_app as app
 from dshell.specs.common import check_file, join_id
 from dshell.specs.convert import INVALID, convert_struct
-from dshell.specs.issues import Issues, Spelling
+from dshell.specs.issues import Issues, Spelling, describe
 from dshell.specs.lines import parse_json, parse_yaml
 from dshell.specs.model import GroupSpec, LoadedSpec, ServiceSpec, kind_of
 from dshell.specs.reader import Reader
@@ -103,7 +103,9 @@ def _env(r: Reader) -> dict[str, str]:
         return {}
     out = {}
     for key, value in raw.items():
-        if isinstance(value, str):
+        if not isinstance(key, str):  # YAML keys may be numbers, booleans or null
+            r.issues.error(r.at("env", str(key)), f"expected a string key, got {describe(key)}")
+        elif isinstance(value, str):
             out[key] = value
         elif isinstance(value, dict) and "secret" in value:
             r.issues.error(r.at("env", key), "secrets are not supported")
@@ -181,6 +183,10 @@ def _with_extra(svc: ServiceSpec, text: str, r: Reader) -> ServiceSpec:
         extra = json.loads(text)
     except json.JSONDecodeError as e:
         r.issues.error(path, f"expected a JSON object of dshell fields: {e.msg}")
+        return svc
+    except (ValueError, RecursionError) as e:  # a number too long, nesting too deep
+        why = "nested too deeply" if isinstance(e, RecursionError) else "a number is too long"
+        r.issues.error(path, f"expected a JSON object of dshell fields: {why}")
         return svc
     if not isinstance(extra, dict):
         r.issues.error(path, "expected a JSON object of dshell fields")

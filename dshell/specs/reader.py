@@ -8,6 +8,7 @@ expected a number, got a string ('two')``), so a loader reads a whole file in on
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -80,10 +81,18 @@ class Reader:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self._bad(key, want, value)
             return default
-        if not math.isfinite(value) or (integer and value != int(value)):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the largest float (about 1.8e308)
+            self._bad(key, f"{want} of at most {sys.float_info.max:.2g}", value)
+            return default
+        if not math.isfinite(number):
+            self._bad(key, want if integer else "a finite number", value)
+            return default
+        if integer and number != int(number):
             self._bad(key, want, value)
             return default
-        return float(value)
+        return number
 
     def integer(self, key: str, default: int | None, *, required: bool = False) -> int | None:
         value = self.number(key, None, required=required, integer=True)
@@ -116,7 +125,9 @@ class Reader:
             return {}
         out = {}
         for k, v in value.items():
-            if isinstance(v, str):
+            if not isinstance(k, str):  # YAML keys may be numbers, booleans or null
+                self.issues.error(self.at(key, str(k)), f"expected a string key, got {describe(k)}")
+            elif isinstance(v, str):
                 out[k] = v
             else:
                 self.issues.error(self.at(key, k), f"expected a string, got {describe(v)}")

@@ -33,8 +33,13 @@ _UNIT_SECONDS = (365 * 86400, 30 * 86400, 7 * 86400, 86400, 3600, 60, 1)
 CONCURRENCY = ("ALLOW", "FORBID", "REPLACE")
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes '²' and other digits int() refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _value(text: str, low: int, high: int, names: dict[str, int]) -> int | None:
-    number = names.get(text.upper()) if not text.isdigit() else int(text)
+    number = names.get(text.upper()) if not _digits(text) else int(text)
     return number if number is not None and low <= number <= high else None
 
 
@@ -47,8 +52,8 @@ def cron_error(expr: str) -> str | None:
         return f"expected 5 fields (minute hour day month weekday), got {len(parts)}"
     for text, (name, low, high, names) in zip(parts, _FIELDS, strict=True):
         for item in text.split(","):
-            base, _, step = item.partition("/")
-            if step and (not step.isdigit() or int(step) == 0):
+            base, slash, step = item.partition("/")
+            if slash and (not _digits(step) or int(step) == 0):
                 return f"bad step {step!r} in the {name} field"
             if base == "*":
                 continue
@@ -91,14 +96,22 @@ def iso8601_error(expr: str) -> str | None:
     return None
 
 
+# The shape of an IANA zone name (Europe/Paris, America/Argentina/Buenos_Aires, Etc/GMT+5).
+# ZoneInfo looks a name up as a package path: a name of a thousand parts recurses too deep.
+_ZONE_NAME = re.compile(r"[A-Za-z0-9_+-]{1,64}(?:/[A-Za-z0-9_+-]{1,64}){0,3}")
+
+
 def timezone_error(name: str) -> str | None:
     """Why ``name`` is not a known IANA time zone, or None."""
     import zoneinfo
 
     try:
+        if not _ZONE_NAME.fullmatch(name):
+            raise ValueError(name)
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return f"unknown time zone {name!r}: expected an IANA name like Europe/Paris or UTC"
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        return f"unknown time zone {shown!r}: expected an IANA name like Europe/Paris or UTC"
     return None
 
 

@@ -117,7 +117,8 @@ def check_health(svc: ServiceSpec, hc: HealthCheckSpec, names: list[str], issues
             issues.error_at(hc, "path", f"must start with '/', got {hc.path!r}")
     for field in ("grace_period", "interval", "timeout", "delay", "max_consecutive_failures"):
         value = getattr(hc, field)
-        if value < 0 or not math.isfinite(value):
+        # max_consecutive_failures is an int, maybe beyond what a float holds: no isfinite().
+        if value < 0 or (isinstance(value, float) and not math.isfinite(value)):
             issues.error_at(hc, field, f"must be 0 or more, got {value}")
 
 

@@ -59,6 +59,7 @@ from dshell.model import (
 )
 from dshell.specs.model import GroupSpec, ServiceSpec
 
+from . import thermos
 from .submit import INSTANCE_LABEL, SERVICE_LABEL, VERSION_LABEL
 from .svcapi import DeployRequest, PlanItem, ServiceCall
 from .tasks import REASON_KILLED, TaskRecord, utcnow
@@ -628,9 +629,10 @@ class ServiceController:
         spec = svc.spec(version)
         labels = dict(spec.labels)
         labels.update({SERVICE_LABEL: svc.name, VERSION_LABEL: version, INSTANCE_LABEL: str(index)})
+        command, shell = self._command_of(spec)
         run = RunSpec(
-            command=list(spec.command),
-            shell=spec.shell,
+            command=command,
+            shell=shell,
             name=svc.name.replace("/", "."),
             resources=Resources(
                 cpus=spec.resources.cpus, mem=spec.resources.mem, disk=spec.resources.disk
@@ -645,6 +647,28 @@ class ServiceController:
         tasks, _ = await self.engine.submit(run, templates=True)
         for task in tasks:
             log.info("service %s: launched %s (%s #%d)", svc.name, task.id, version, index)
+
+    def _command_of(self, spec: ServiceSpec) -> tuple[list[str], bool]:
+        """An instance's argv and shell flag. Processes (they win over ``command``) run under
+        the Thermos runner, its spec inline in the argv (the sandbox does not exist before the
+        launch; the engine renders templates in it); a single plain one is the command."""
+        if thermos.needs_runner(spec.processes):
+            return thermos.command(self._thermos_spec(spec)), False
+        if spec.processes:
+            return [spec.processes[0].cmdline], True
+        return list(spec.command), spec.shell
+
+    def _thermos_spec(self, spec: ServiceSpec) -> dict[str, Any]:
+        """The runner's spec of a multi-process service; its finalization wait is the grace
+        the engine gives the instance between SIGTERM and SIGKILL."""
+        grace = spec.kill_grace_period
+        return thermos.spec_data(
+            spec.processes,
+            spec.process_order,
+            max_failures=spec.max_process_failures,
+            max_concurrency=spec.max_concurrency,
+            finalization_wait=self.engine.cfg.engine.kill_grace if grace is None else grace,
+        )
 
     def _kill(self, svc: ServiceRec, rec: TaskRecord, why: str) -> None:
         task_id = rec.task.id
@@ -772,9 +796,11 @@ class ServiceController:
         unsupported = "is not supported by the local engine yet"
         if not _NAME.match(spec.name):
             return "bad name (letters, digits, '.', '_', '-'; path segments joined by '/')"
-        if spec.processes:
-            return f"processes: multi-process (Thermos) tasks {unsupported}"
-        if not spec.command:
+        if thermos.needs_runner(spec.processes):
+            bad = thermos.problem(self._thermos_spec(spec))
+            if bad:
+                return f"processes: {bad}"
+        elif not spec.command and not spec.processes:
             return "a command is required"
         if spec.require_ports:
             numbers = [p.number for p in spec.ports]

@@ -1,0 +1,78 @@
+"""`run -f` and spec round trips on the real engine: Marathon, Aurora and native files run
+unchanged; an Aurora service exported as Marathon JSON deploys again to an equal spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+from dshell.specs import load_text
+from dshell.testing.fixtures import CliRunner
+
+from dshell_local.client import EngineClient
+
+from .test_services import ok
+
+pytestmark = pytest.mark.engine
+
+DATA = Path(__file__).resolve().parents[1] / "specs" / "data"
+
+
+def test_run_file_marathon_app_attached(
+    engine: EngineClient, cli: CliRunner, tmp_path: Path
+) -> None:
+    app = tmp_path / "hello.json"
+    app.write_text(json.dumps({"id": "/hello", "cmd": "echo hello from marathon", "cpus": 0.1,
+                               "mem": 32, "healthChecks": [{"protocol": "TCP"}]}))  # fmt: skip
+    res = cli(f"run -f {app}")
+    assert res.status == 0 and res.stdout == "hello from marathon\n", res.stderr
+    assert "healthChecks" in res.stderr or "health_checks" in res.stderr  # named, not dropped
+    res = cli(f"run -f {app}", stdin="")
+    assert res.status == 0
+
+
+def test_run_file_group_detached_and_dry_run(
+    engine: EngineClient, cli: CliRunner, tmp_path: Path
+) -> None:
+    group = tmp_path / "g.json"
+    group.write_text(json.dumps({"id": "/g", "apps": [
+        {"id": "a", "cmd": "sleep 30", "cpus": 0.1, "mem": 32, "instances": 2},
+        {"id": "b", "cmd": "sleep 30", "cpus": 0.1, "mem": 32},
+    ]}))  # fmt: skip
+    dry = cli(f"run -f {group} --dry-run")
+    assert dry.status == 0 and "[[group.service]]" in dry.stdout
+    assert "would run 2 x g-a" in dry.stderr and "would run 1 x g-b" in dry.stderr
+    assert engine.list_tasks(all=True) == []
+    ids = ok(cli, f"run -d -f {group}").split()
+    assert len(ids) == 3
+    names = sorted(t.name for t in engine.list_tasks())
+    assert names == ["g-a", "g-a", "g-b"]
+
+
+def test_run_file_refuses_before_launching(
+    engine: EngineClient, cli: CliRunner, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"id": "/x", "cmd": "true", "cpus": "lots"}')
+    res = cli(f"run -f {bad}")
+    assert res.status == 2 and "bad.json" in res.stderr and "cpus" in res.stderr
+    res = cli(f"run -f {bad} -- echo")
+    assert res.status == 2
+    assert engine.list_tasks(all=True) == []
+
+
+def test_aurora_service_round_trips_through_marathon_json(
+    engine: EngineClient, cli: CliRunner, tmp_path: Path
+) -> None:
+    ok(cli, f"svc deploy -f {DATA / 'side-by-side.aurora'} --no-wait")
+    exported = json.loads(ok(cli, "svc show web --format marathon"))
+    exported["id"] = "/web2"
+    again = tmp_path / "web2.json"
+    again.write_text(json.dumps(exported))
+    ok(cli, f"svc deploy -f {again} --no-wait")
+    a = load_text(ok(cli, "svc show web --format json"), "web.json").services[0]
+    b = load_text(ok(cli, "svc show web2 --format json"), "web2.json").services[0]
+    assert b.name == "web2"
+    assert msgspec.structs.replace(b, name=a.name) == a
