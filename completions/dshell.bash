@@ -26,8 +26,8 @@ _dshell_node() {
             _dshell_vopts='-o --output'
             ;;
         'run')
-            _dshell_opts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --on -f --file --format --dry-run -d --detach -i --interactive -t --tty -h --help'
-            _dshell_vopts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --on -f --file --format'
+            _dshell_opts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --on -f --file --format --bind --job --dry-run -d --detach -i --interactive -t --tty -h --help'
+            _dshell_vopts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --on -f --file --format --bind --job'
             _dshell_inter=0
             ;;
         'exec')
@@ -53,8 +53,8 @@ _dshell_node() {
             _dshell_vopts='-o --output'
             ;;
         'svc deploy')
-            _dshell_opts='-f --file --format --name --instances --cpus --mem --port --env -e --shell --on --dry-run --force --rollback-on-failure -o --output -q --quiet --raw --wait --no-wait --timeout -h --help'
-            _dshell_vopts='-f --file --format --name --instances --cpus --mem --port --env -e --on -o --output --timeout'
+            _dshell_opts='-f --file --format --bind --job --name --instances --cpus --mem --port --env -e --shell --on --dry-run --force --rollback-on-failure -o --output -q --quiet --raw --wait --no-wait --timeout -h --help'
+            _dshell_vopts='-f --file --format --bind --job --name --instances --cpus --mem --port --env -e --on -o --output --timeout'
             _dshell_inter=0
             ;;
         'svc deployments')
@@ -62,8 +62,8 @@ _dshell_node() {
             _dshell_vopts='-o --output'
             ;;
         'svc diff')
-            _dshell_opts='-f --file -h --help'
-            _dshell_vopts='-f --file'
+            _dshell_opts='-f --file --format --bind --job -h --help'
+            _dshell_vopts='-f --file --format --bind --job'
             ;;
         'svc endpoints')
             _dshell_opts='-o --output -q --quiet --raw -h --help'

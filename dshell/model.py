@@ -358,6 +358,11 @@ class RunSpec(msgspec.Struct, omit_defaults=True, kw_only=True):
     ports: list[str] = []  # port names; "" for an unnamed port
     # host port numbers, aligned with ``ports`` (0 = any free port): Marathon's requirePorts
     port_numbers: list[int] = []
+    # render Aurora templates in the command at launch ({{thermos.ports[http]}}, {{mesos.instance}})
+    templates: bool = False
+    # a multi-process (Thermos) task: {processes: [...], order, max_failures, max_concurrency,
+    # finalization_wait}, run in one sandbox; ``command`` then only names it
+    processes: dict[str, Any] | None = None
     instances: int = 1
     role: str | None = None
     labels: dict[str, str] = {}

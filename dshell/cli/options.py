@@ -44,6 +44,26 @@ def listing_options(fn: F) -> F:
     )(fn)
 
 
+def spec_options(fn: F) -> F:
+    """--format, --bind and --job for the verbs that read spec files."""
+    fn = click.option(
+        "--job",
+        "job_key",
+        metavar="KEY",
+        help="Aurora: the job to use (cluster/role/env/name, or its name).",
+    )(fn)
+    fn = click.option(
+        "--bind",
+        "binds",
+        multiple=True,
+        metavar="K=V",
+        help="Aurora: bind a template variable (repeatable).",
+    )(fn)
+    return click.option(
+        "--format", "spec_format", metavar="FMT", help="The spec's format if not detected."
+    )(fn)
+
+
 def parse_kv(items: tuple[str, ...] | list[str], what: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..errors import DshellError, TaskExit, UsageError
 from ._click import click
 from .common import out_fmt, session_of
-from .options import parse_kv
+from .options import parse_kv, spec_options
 
 if TYPE_CHECKING:
     from ..model import Constraint
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     metavar="SPEC",
     help="Run the tasks of a spec file (native, Marathon, Aurora, Chronos…) or -.",
 )
-@click.option("--format", "spec_format", metavar="FMT", help="The spec's format if not detected.")
+@spec_options
 @click.option("--dry-run", is_flag=True, help="With -f: print what would run; launch nothing.")
 @click.option("-d", "--detach", is_flag=True, help="Print the task id(s) and return at once.")
 @click.option("-i", "--interactive", is_flag=True, help="Keep stdin open (with -t).")
@@ -84,6 +84,8 @@ def run(
     on: str | None,
     spec_file: str | None,
     spec_format: str | None,
+    binds: tuple[str, ...],
+    job_key: str | None,
     dry_run: bool,
     detach: bool,
     interactive: bool,
@@ -106,7 +108,8 @@ def run(
     if spec_file:
         if command or shell_cmd:
             raise UsageError("run: give -f SPEC or a command, not both")
-        _run_file(session, spec_file, spec_format, on, detach, dry_run)
+        bind = parse_kv(binds, "--bind")
+        _run_file(session, spec_file, (spec_format, bind, job_key), on, detach, dry_run)
         return
     if dry_run:
         raise UsageError("run: --dry-run goes with -f SPEC")
@@ -150,7 +153,7 @@ def run(
 def _run_file(
     session: Session,
     spec_file: str,
-    spec_format: str | None,
+    how: tuple[str | None, dict[str, str], str | None],
     on: str | None,
     detach: bool,
     dry_run: bool,
@@ -161,7 +164,8 @@ def _run_file(
     from ..specs import load_file
     from ..specs.runspecs import to_runspecs
 
-    loaded = load_file(spec_file, fmt=spec_format)
+    fmt, bind, job_key = how
+    loaded = load_file(spec_file, fmt=fmt, bind=bind, job_key=job_key, stdin=session.env.stdin)
     out, _ = out_fmt(session, None)
     for warning in loaded.warnings:
         out.warn(warning)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._click import click
 from .common import out_fmt, session_of
-from .options import DURATION, output_options, parse_kv
+from .options import DURATION, output_options, parse_kv, spec_options
 
 if TYPE_CHECKING:
     from ..backend import Backend
@@ -297,8 +297,16 @@ def _export(spec: Any, fmt_name: str) -> str:
 @svc.command("diff")
 @click.argument("name")
 @click.option("-f", "--file", "spec_file", required=True, metavar="SPEC", help="Spec file or -.")
+@spec_options
 @click.pass_context
-def svc_diff(ctx: click.Context, name: str, spec_file: str) -> None:
+def svc_diff(
+    ctx: click.Context,
+    name: str,
+    spec_file: str,
+    spec_format: str | None,
+    binds: tuple[str, ...],
+    job_key: str | None,
+) -> None:
     """Compare a spec file with the deployed service: exit 0 same, 1 different, 2 error."""
     import difflib
 
@@ -306,7 +314,8 @@ def svc_diff(ctx: click.Context, name: str, spec_file: str) -> None:
     from ..errors import TaskExit, UsageError
 
     session = session_of(ctx)
-    loaded = services.load_specs(spec_file)
+    bind = parse_kv(binds, "--bind")
+    loaded = services.load_specs(spec_file, spec_format, bind, job_key, session.env.stdin)
     wanted = [s for s in loaded.all_services() if s.name.strip("/") == name.strip("/")]
     if not wanted:
         raise UsageError(f"{spec_file}: no service named {name!r} in this file")
@@ -338,7 +347,7 @@ def svc_logs(ctx: click.Context, name: str, follow: bool, stream: str) -> None:
 @click.option(
     "-f", "--file", "spec_file", metavar="SPEC", help="Spec file (native, Marathon, Aurora) or -."
 )
-@click.option("--format", "spec_format", metavar="FMT", help="The spec's format when not detected.")
+@spec_options
 @click.option("--name", help="Service name (with a command).")
 @click.option("--instances", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--cpus", type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True)
@@ -364,6 +373,8 @@ def svc_deploy(
     command: tuple[str, ...],
     spec_file: str | None,
     spec_format: str | None,
+    binds: tuple[str, ...],
+    job_key: str | None,
     name: str | None,
     instances: int,
     cpus: float,
@@ -397,7 +408,8 @@ def svc_deploy(
         raise UsageError("svc deploy: give -f SPEC, or --name NAME -- CMD (not both)")
     out, fmt = out_fmt(session, output, quiet, raw)
     if spec_file:
-        loaded = services.load_specs(spec_file, spec_format)
+        bind = parse_kv(binds, "--bind")
+        loaded = services.load_specs(spec_file, spec_format, bind, job_key, session.env.stdin)
         for warning in loaded.warnings:
             out.warn(warning)
         svcs, groups = list(loaded.services), list(loaded.groups)

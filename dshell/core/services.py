@@ -80,11 +80,18 @@ WAIT_FOR = {
 }
 
 
-def load_specs(path: str, fmt: str | None = None, bind: dict[str, str] | None = None) -> Any:
-    """A spec file (or ``-``) as a LoadedSpec; SpecError (USAGE) names file, line and field."""
+def load_specs(
+    path: str,
+    fmt: str | None = None,
+    bind: dict[str, str] | None = None,
+    job_key: str | None = None,
+    stdin: Any = None,
+) -> Any:
+    """A spec file (or ``-``: ``stdin``) as a LoadedSpec with services; SpecError (USAGE)
+    names file, line and field. ``bind``/``job_key``: Aurora's ``--bind`` and job key."""
     from ..specs import load_file
 
-    loaded = load_file(path, fmt=fmt, bind=bind)
+    loaded = load_file(path, fmt=fmt, bind=bind, job_key=job_key, stdin=stdin)
     if loaded.jobs:
         names = ", ".join(j.name for j in loaded.jobs)
         raise UsageError(f"{path}: holds batch jobs ({names}); deploy them with `run -f`")

@@ -254,6 +254,7 @@ class BatchJobSpec(msgspec.Struct, **_S):
     shell: bool = False
     processes: list[ProcessSpec] = []
     process_order: list[list[str]] = []
+    task_name: str | None = None  # Aurora: the Thermos task's own name when it differs
     description: str | None = None
     resources: ResourceSpec = msgspec.field(default_factory=ResourceSpec)
     instances: int = 1

@@ -9,6 +9,10 @@ silently (``svc deploy -f`` and the job verbs are for those).
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
+
 from dshell.errors import UsageError
 from dshell.model import Resources, RunSpec
 from dshell.specs.model import BatchJobSpec, LoadedSpec, ServiceSpec
@@ -22,14 +26,30 @@ def _task_name(name: str) -> str:
     return name.strip("/").replace("/", "-") or "task"
 
 
+def _needs_runner(spec: ServiceSpec | BatchJobSpec) -> bool:
+    """Several processes, or one with Thermos behaviour a plain command lacks."""
+    procs = spec.processes
+    if len(procs) != 1:
+        return len(procs) > 1
+    p = procs[0]
+    return p.max_failures != 1 or p.daemon or p.ephemeral or p.final
+
+
+def _thermos(spec: ServiceSpec | BatchJobSpec) -> dict[str, Any]:
+    """The process runner's spec (the format of ``dshell_local.thermos``)."""
+    return {
+        "processes": [msgspec.to_builtins(p) for p in spec.processes],
+        "order": [list(o) for o in spec.process_order],
+        "max_failures": getattr(spec, "max_process_failures", 1),
+        "max_concurrency": getattr(spec, "max_concurrency", 0),
+        "finalization_wait": spec.kill_grace_period if spec.kill_grace_period is not None else 30.0,
+    }
+
+
 def to_runspec(spec: ServiceSpec | BatchJobSpec, source: str) -> tuple[RunSpec, list[str]]:
     """One spec as a RunSpec, and the notes on what it leaves out."""
-    if len(spec.processes) > 1:
-        raise UsageError(
-            f"{source}: {spec.name} has several processes (a Thermos task): "
-            "run it with `svc deploy -f` (services) instead of `run -f`"
-        )
-    if not spec.command:
+    processes = _thermos(spec) if _needs_runner(spec) else None
+    if not spec.command and processes is None:
         raise UsageError(f"{source}: {spec.name} has no command")
     notes = []
     only = _SERVICE_ONLY if isinstance(spec, ServiceSpec) else _JOB_ONLY
@@ -39,9 +59,11 @@ def to_runspec(spec: ServiceSpec | BatchJobSpec, source: str) -> tuple[RunSpec, 
             notes.append(f"{source}: {spec.name}: {field} applies to {verb}, not to run -f")
     ports = getattr(spec, "ports", [])
     required = isinstance(spec, ServiceSpec) and spec.require_ports
+    names = [p.name for p in spec.processes]
     run = RunSpec(
-        command=list(spec.command),
-        shell=spec.shell,
+        command=list(spec.command) if processes is None else ["thermos", *names],
+        shell=spec.shell and processes is None,
+        processes=processes,
         name=_task_name(spec.name),
         resources=Resources(
             cpus=spec.resources.cpus, mem=spec.resources.mem, disk=spec.resources.disk
@@ -53,6 +75,7 @@ def to_runspec(spec: ServiceSpec | BatchJobSpec, source: str) -> tuple[RunSpec, 
         role=spec.role,
         labels=dict(spec.labels),
         constraints=list(spec.constraints),
+        templates=any("{{" in arg for arg in spec.command),
     )
     return run, notes
 

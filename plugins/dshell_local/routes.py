@@ -115,7 +115,7 @@ async def list_tasks(request: web.Request) -> web.Response:
 
 async def submit(request: web.Request) -> web.Response:
     spec = await decode_body(request, RunSpec)
-    tasks, created = await ctx_of(request).engine.submit(spec)
+    tasks, created = await ctx_of(request).engine.submit(spec, templates=spec.templates)
     return json_response(tasks, status=201 if created else 200)
 
 

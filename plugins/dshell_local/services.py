@@ -786,13 +786,14 @@ class ServiceController:
             )
         self._finish(svc, "ABORTED", "superseded by a newer deployment")
 
-    def check_spec(self, spec: ServiceSpec) -> None:
-        """What the local engine cannot run: refused (UsageError) before anything changes."""
-        problem = self._spec_problem(spec)
+    def check_spec(self, spec: ServiceSpec, *, dry_run: bool = False) -> None:
+        """What the local engine cannot run: refused (UsageError) before anything changes.
+        A dry run plans persistent volumes instead of refusing them."""
+        problem = self._spec_problem(spec, dry_run)
         if problem:
             raise UsageError(f"service {spec.name}: {problem}")
 
-    def _spec_problem(self, spec: ServiceSpec) -> str | None:
+    def _spec_problem(self, spec: ServiceSpec, dry_run: bool = False) -> str | None:
         unsupported = "is not supported by the local engine yet"
         if not _NAME.match(spec.name):
             return "bad name (letters, digits, '.', '_', '-'; path segments joined by '/')"
@@ -808,7 +809,7 @@ class ServiceController:
                 return "require_ports: every port needs its number (the host port to use)"
             if not self.engine.allocator.offers_ports(numbers):
                 return f"require_ports: no agent offers host port(s) {numbers}"
-        if spec.volumes:
+        if spec.volumes and not dry_run:
             return f"volumes: persistent volumes {unsupported}"
         res = Resources(
             cpus=spec.resources.cpus,
@@ -904,7 +905,7 @@ class ServiceController:
             if spec.name in seen:
                 raise UsageError(f"deploy: service {spec.name} appears twice")
             seen.add(spec.name)
-            self.check_spec(spec)
+            self.check_spec(spec, dry_run=req.dry_run)
         known = seen | set(self.services)
         for spec in specs:
             for dep in spec.dependencies:
@@ -919,8 +920,15 @@ class ServiceController:
                 )
                 item.placement = agents
                 why = sorted({r for r in reasons if r})
-                if why:
-                    item.message = "no room now for some instances: " + "; ".join(why)
+                notes = ["no room now for some instances: " + "; ".join(why)] if why else []
+                vols = next(s for s in specs if s.name == item.service).volumes
+                if vols:
+                    size = sum(v.size for v in vols)
+                    notes.append(
+                        f"{len(vols)} persistent volume(s), {size:g} MiB per instance: planned "
+                        "only (the local engine does not create persistent volumes yet)"
+                    )
+                item.message = "; ".join(notes) or None
             return plan
         for spec, item in zip(specs, plan, strict=True):
             self._apply(spec, item, req)

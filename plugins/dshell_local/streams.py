@@ -8,6 +8,7 @@ blank line as a keep-alive when nothing happened for ``KEEPALIVE`` seconds.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -84,7 +85,9 @@ async def read_file(request: web.Request) -> web.StreamResponse:
 async def _wait_launched(request: web.Request, task_id: str) -> Task:
     engine = ctx_of(request).engine
     task = engine.get(task_id)
-    while task.sandbox is None and not task.state.terminal:
+    # the sandbox path is known at placement; the directory is made by a file-system thread
+    # just before the spawn
+    while not (task.sandbox and os.path.isdir(task.sandbox)) and not task.state.terminal:
         await asyncio.sleep(POLL)
         task = engine.get(task_id)
     return task

@@ -39,6 +39,12 @@ def validate(spec: RunSpec) -> None:
     named = [p for p in spec.ports if p]
     if len(named) != len(set(named)):
         raise UsageError("run: port names must be unique")
+    if spec.processes is not None:
+        from . import thermos
+
+        bad = thermos.problem(spec.processes)
+        if bad:
+            raise UsageError(f"run: processes: {bad}")
     if spec.port_numbers:
         _check_port_numbers(spec)
     for port in spec.ports:
@@ -119,7 +125,12 @@ def build(
         raise UsageError(f"run: no agent offers host port(s) {fixed} (agents' ranges: {ranges})")
     rules = _placement_rules(spec, allocator, res)
     stored = [r.constraint() for r in rules]  # normalized: what the runtime keeps
-    command = [" ".join(spec.command)] if spec.shell else list(spec.command)
+    if spec.processes is not None:  # a Thermos task: the process runner is the command
+        from . import thermos
+
+        command = thermos.command(spec.processes)
+    else:
+        command = [" ".join(spec.command)] if spec.shell else list(spec.command)
     name = sanitize_name(spec.name) if spec.name else default_name(command, spec.shell)
     now = utcnow()
     records = []
@@ -137,7 +148,7 @@ def build(
             framework_id="dshell",
             role=spec.role or DEFAULT_ROLE,
             command=command,
-            shell=spec.shell,
+            shell=spec.shell and spec.processes is None,
             resources=res,
             labels=dict(spec.labels),
             env=dict(spec.env),

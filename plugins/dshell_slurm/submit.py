@@ -107,6 +107,8 @@ def _check(spec: RunSpec) -> None:
         raise UsageError("run --port: Slurm does not allocate ports to jobs")
     if spec.volumes:
         raise UnsupportedError("slurm", Capability.VOLUMES.value, "run --volume")
+    if spec.processes is not None:
+        raise UnsupportedError("slurm", "multi-process (Thermos) tasks", "run -f")
     for ref in spec.after:
         if not JOB_ID.match(ref):
             raise UsageError(f"run --after {ref!r}: not a Slurm job id (1234 or 1234_5)")

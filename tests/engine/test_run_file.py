@@ -76,3 +76,56 @@ def test_aurora_service_round_trips_through_marathon_json(
     b = load_text(ok(cli, "svc show web2 --format json"), "web2.json").services[0]
     assert b.name == "web2"
     assert msgspec.structs.replace(b, name=a.name) == a
+
+
+def test_dry_run_plans_persistent_volumes_and_reads_stdin(
+    engine: EngineClient, cli: CliRunner
+) -> None:
+    text = (DATA / "resident-db.json").read_text()
+    res = cli("svc deploy -f - --dry-run -o json", stdin=text)
+    assert res.status == 0, res.stderr
+    plan = json.loads(res.stdout)
+    assert plan[0]["service"] == "postgres" and "persistent volume" in plan[0]["message"]
+    assert plan[0]["spec"]["volumes"][0]["container_path"]
+    res = cli("svc deploy -f -", stdin=text)
+    assert res.status == 2 and "volumes" in res.stderr
+    assert engine.list_tasks(all=True) == []
+
+
+def test_aurora_job_key_and_bind(engine: EngineClient, cli: CliRunner, tmp_path: Path) -> None:
+    aurora = tmp_path / "two.aurora"
+    aurora.write_text(
+        "hello = Process(name = 'hello', cmdline = 'echo {{greeting}} from {{mesos.instance}}')\n"
+        "task = Task(processes = [hello], resources = Resources(cpu = 0.1, ram = 32*MB,"
+        " disk = 16*MB))\n"
+        "jobs = [\n"
+        "  Job(cluster = 'local', role = 'me', environment = 'devel', name = 'a', task = task),\n"
+        "  Job(cluster = 'local', role = 'me', environment = 'devel', name = 'b', task = task),\n"
+        "]\n"
+    )
+    res = cli(f"run -f {aurora} --job local/me/devel/b --bind greeting=hi")
+    assert res.status == 0, res.stderr
+    assert res.stdout == "hi from 0\n"
+    res = cli(f"run -f {aurora} --job nope --bind greeting=hi")
+    assert res.status == 2 and "nope" in res.stderr
+
+
+def test_run_file_multi_process_aurora_job(
+    engine: EngineClient, cli: CliRunner, tmp_path: Path
+) -> None:
+    aurora = tmp_path / "seq.aurora"
+    aurora.write_text(
+        "one = Process(name = 'one', cmdline = 'echo first')\n"
+        "two = Process(name = 'two', cmdline = 'echo second')\n"
+        "jobs = [Job(cluster = 'local', role = 'me', environment = 'devel', name = 'seq',\n"
+        "  task = SequentialTask(processes = [one, two],\n"
+        "    resources = Resources(cpu = 0.1, ram = 32*MB, disk = 16*MB)))]\n"
+    )
+    res = cli(f"run -f {aurora}")
+    assert res.status == 0, res.stderr
+    (task,) = engine.list_tasks(all=True)
+    assert ok(cli, f"cat /local/tasks/{task.id}/one/stdout") == "first\n"
+    assert ok(cli, f"cat /local/tasks/{task.id}/two/stdout") == "second\n"
+    shown = json.loads(ok(cli, f"inspect {task.id} -o json"))
+    procs = shown["processes"] if "processes" in shown else shown[0]["processes"]
+    assert [(p["name"], p["state"]) for p in procs] == [("one", "SUCCESS"), ("two", "SUCCESS")]

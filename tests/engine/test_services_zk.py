@@ -46,8 +46,13 @@ def members(admin: Any, path: str) -> list[dict[str, Any]]:
     if not admin.exists(path):
         return []
     out = []
+    from kazoo.exceptions import NoNodeError
+
     for child in sorted(admin.get_children(path)):
-        data, _stat = admin.get(f"{path}/{child}")
+        try:
+            data, _stat = admin.get(f"{path}/{child}")
+        except NoNodeError:
+            continue  # withdrawn between the listing and the read
         out.append(json.loads(data))
     return out
 
