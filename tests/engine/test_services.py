@@ -537,3 +537,31 @@ def test_logs_merge_instances_and_follow_new_ones(
     finally:
         follow.kill()
         follow.wait()
+
+
+def test_backoff_resets_after_a_stable_run(
+    engine: EngineClient, cli: CliRunner, tmp_path: Path
+) -> None:
+    crash = tmp_path / "crash"
+    crash.touch()
+    script = (
+        "import os, sys, time\n"
+        "if os.path.exists(os.environ['CRASH']): sys.exit(4)\n"
+        "time.sleep(60)\n"
+    )
+    spec_file = tmp_path / "flappy.json"
+    spec_file.write_text(json.dumps({"service": {
+        "name": "flappy", "command": [sys.executable, "-c", script], "instances": 1,
+        "env": {"CRASH": str(crash)}, "resources": {"cpus": 0.1, "mem": 32},
+        "backoff": {"seconds": 0.05, "factor": 2.0, "max_launch_delay": 0.4,
+                    "stable_after": 3.0},
+    }}))  # fmt: skip
+    ok(cli, f"svc deploy -f {spec_file} --no-wait")
+    wait_until(lambda: status(cli, "flappy")["crashes"] >= 2, what="two crashes")
+    assert status(cli, "flappy")["backoff_delay"] is not None
+    crash.unlink()
+    svc = wait_until(
+        lambda: (s := status(cli, "flappy"))["crashes"] == 0 and s["running"] == 1 and s,
+        what="a stable run to reset the backoff",
+    )
+    assert isinstance(svc, dict) and svc["backoff_delay"] is None
