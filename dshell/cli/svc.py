@@ -248,12 +248,7 @@ def svc_wait(ctx: click.Context, name: str, until: str, timeout: float | None) -
 
     session = session_of(ctx)
     _mount, backend, svc_name = services.locate(session, name)
-    progress = _progress(session)
-    try:
-        services.wait_until(backend, svc_name, until, timeout, progress)
-    finally:
-        if progress is not None:
-            progress.stop()
+    _finish(session, backend, svc_name, until, timeout)
 
 
 @svc.command("show")

@@ -117,6 +117,14 @@ class ServiceRec(msgspec.Struct, kw_only=True):
     deployments: int = 0  # deployments started so far (numbers their ids)
     message: str | None = None
 
+    def spec_of(self, rec: TaskRecord) -> ServiceSpec:
+        """The spec of the version an instance runs (the current one if that version was
+        dropped from the kept history)."""
+        try:
+            return self.spec(rec.task.labels.get(VERSION_LABEL))
+        except NotFoundError:
+            return self.spec()
+
     def spec(self, version: str | None = None) -> ServiceSpec:
         wanted = version or self.version
         for v in self.versions:
@@ -322,11 +330,7 @@ class ServiceController:
         svc = self.services.get(name)
         if svc is None or rec.task.id in self._watched or self.health is None:
             return
-        version = rec.task.labels.get(VERSION_LABEL)
-        try:
-            spec = svc.spec(version)
-        except NotFoundError:
-            spec = svc.spec()
+        spec = svc.spec_of(rec)
         self._watched.add(rec.task.id)
         from .checks import CheckConfigError, HealthStatus, target_of
 
@@ -431,10 +435,7 @@ class ServiceController:
         task = rec.task
         if task.state is not TaskState.RUNNING or self._dying(rec):
             return False
-        try:
-            spec = svc.spec(task.labels.get(VERSION_LABEL))
-        except NotFoundError:
-            spec = svc.spec()
+        spec = svc.spec_of(rec)
         if spec.health_checks and task.health != HEALTHY:
             return False
         return not (spec.readiness_checks and task.id not in self.ready)
@@ -525,12 +526,9 @@ class ServiceController:
         else:
             self._save(svc)
         for other in self.services.values():
-            if other.stopped and other.name in self._deps_of(svc):
+            if other.stopped and other.name in svc.dependencies:
                 self.mark(other.name)
         await self.engine.store.commit()
-
-    def _deps_of(self, svc: ServiceRec) -> list[str]:
-        return svc.dependencies
 
     def _rolling(
         self,
@@ -676,10 +674,7 @@ class ServiceController:
             self.killing.add(task_id)
         self._unwatch(task_id)
         self.ready.discard(task_id)
-        try:
-            spec = svc.spec(rec.task.labels.get(VERSION_LABEL))
-        except NotFoundError:
-            spec = svc.spec()
+        spec = svc.spec_of(rec)
         log.info("service %s: killing %s (%s)", svc.name, task_id, why)
         self.engine.spawn_bg(self._stop_instance(rec, spec))
 
@@ -711,10 +706,7 @@ class ServiceController:
             return
         for rec in live:
             task = rec.task
-            try:
-                spec = svc.spec(task.labels.get(VERSION_LABEL))
-            except NotFoundError:
-                spec = svc.spec()
+            spec = svc.spec_of(rec)
             want = spec.announce is not None and self.is_ready(svc, rec) and not svc.stopped
             if want and task.id not in self.announced:
                 assert spec.announce is not None

@@ -13,6 +13,7 @@ end of the session. Without ZooKeeper the tests are skipped with the reason — 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -124,7 +125,7 @@ def _answers(hosts: str) -> bool:
 @pytest.fixture(scope="session")
 def zk() -> Iterator[Ensemble]:
     """A running 3-member ensemble (see the module docstring)."""
-    pytest.importorskip("kazoo")
+    require_service(importlib.util.find_spec("kazoo") is not None, "kazoo (the test extra)")
     hosts = os.environ.get("DSHELL_TEST_ZK")
     if hosts:
         require_service(_answers(hosts), f"ZooKeeper ensemble DSHELL_TEST_ZK={hosts} answers")
