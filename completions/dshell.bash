@@ -101,8 +101,8 @@ _dshell_node() {
             _dshell_vopts='--timeout -o --output'
             ;;
         'svc show')
-            _dshell_opts='--format --version -h --help'
-            _dshell_vopts='--format --version'
+            _dshell_opts='-o --output --format --version -h --help'
+            _dshell_vopts='-o --output --format --version'
             ;;
         'svc start')
             _dshell_opts='--wait --no-wait --timeout -o --output -q --quiet --raw -h --help'
@@ -250,7 +250,7 @@ _dshell_value() {
         'svc rollback|@0') _dshell_kind='service' ;;
         'svc scale|-o' | 'svc scale|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc scale|@0') _dshell_kind='service' ;;
-        'svc show|--format') _dshell_kind='choice native toml json yaml marathon' ;;
+        'svc show|-o' | 'svc show|--output' | 'svc show|--format') _dshell_kind='choice native toml json yaml marathon' ;;
         'svc show|@0') _dshell_kind='service' ;;
         'svc start|-o' | 'svc start|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc start|@0') _dshell_kind='service' ;;

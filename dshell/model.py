@@ -347,6 +347,10 @@ class OutputChunk(msgspec.Struct):
     offset: int = 0
 
 
+# The most instances of one run, service or job (a typo like 1e6 should not plan a million)
+MAX_INSTANCES = 10_000
+
+
 class RunSpec(msgspec.Struct, omit_defaults=True, kw_only=True):
     """What ``run`` asks a backend to launch (one spec, ``instances`` copies)."""
 

@@ -254,12 +254,14 @@ def svc_wait(ctx: click.Context, name: str, until: str, timeout: float | None) -
 @svc.command("show")
 @click.argument("name")
 @click.option(
+    "-o",
+    "--output",
     "--format",
     "fmt_name",
     type=click.Choice(["native", "toml", "json", "yaml", "marathon"]),
     default="native",
     show_default=True,
-    help="The spec format to print.",
+    help="The spec format to print (json and yaml: the native spec's fields).",
 )
 @click.option("--version", "version", metavar="VERSION", help="An older version's spec.")
 @click.pass_context

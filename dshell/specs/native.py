@@ -137,7 +137,8 @@ def read_service(raw: dict[str, Any], path: Path, issues: Issues) -> ServiceSpec
 
 def read_job(raw: dict[str, Any], path: Path, issues: Issues) -> BatchJobSpec | None:
     d = _common_sugar(raw, path, issues)
-    if "schedule" in d:
+    shorthand = "schedule" in d
+    if shorthand:
         expr = d.pop("schedule")
         if not isinstance(expr, str):
             issues.error(
@@ -149,7 +150,11 @@ def read_job(raw: dict[str, Any], path: Path, issues: Issues) -> BatchJobSpec | 
         else:
             d["schedules"] = [{"iso8601": expr} if expr.startswith("R") else {"cron": expr}]
     job = convert_struct(d, BatchJobSpec, path, issues)
-    return None if job is INVALID else job
+    if job is INVALID:
+        return None
+    if shorthand and job.schedules:  # errors in it are the `schedule` line's, not a table's
+        issues.note(job.schedules[0], path, {"cron": "schedule", "iso8601": "schedule"})
+    return job
 
 
 def read_group(raw: dict[str, Any], path: Path, issues: Issues, parent: str) -> GroupSpec | None:

@@ -13,6 +13,7 @@ import math
 import re
 
 from dshell.constraints import constraint_problem
+from dshell.model import MAX_INSTANCES
 from dshell.specs import schedule
 from dshell.specs.issues import Issues
 from dshell.specs.model import (
@@ -59,6 +60,11 @@ def check_resources(owner: object, res: ResourceSpec, issues: Issues, *, allow_g
         issues.error_at(res, "gpus", f"must be 0 or more, got {res.gpus:g}")
     elif res.gpus > 0 and not allow_gpus:
         issues.error_at(res, "gpus", f"asks for {res.gpus:g} GPU(s), but this machine has none")
+
+
+def _count(n: int) -> str:
+    """An integer as a person reads it: 12,000, or 1e+300 rather than three hundred digits."""
+    return f"{n:,}" if abs(n) < 10**12 else f"{float(n):.3g}"
 
 
 def check_constraint(c: Constraint, issues: Issues) -> None:
@@ -235,8 +241,10 @@ def validate_service(svc: ServiceSpec, issues: Issues, *, allow_gpus: bool = Fal
     if not svc.command and not svc.processes:
         issues.error_at(svc, "command", "a service needs a command (or processes)")
     check_resources(svc, svc.resources, issues, allow_gpus=allow_gpus)
-    if svc.instances < 0:
-        issues.error_at(svc, "instances", f"must be 0 or more, got {svc.instances}")
+    if not 0 <= svc.instances <= MAX_INSTANCES:
+        issues.error_at(
+            svc, "instances", f"must be 0 to {MAX_INSTANCES:,}, got {_count(svc.instances)}"
+        )
     names = check_ports(svc, issues)
     for hc in svc.health_checks:
         check_health(svc, hc, names, issues)
@@ -308,8 +316,10 @@ def validate_job(job: BatchJobSpec, issues: Issues, *, allow_gpus: bool = False)
     if not job.command and not job.processes:
         issues.error_at(job, "command", "a job needs a command (or processes)")
     check_resources(job, job.resources, issues, allow_gpus=allow_gpus)
-    if job.instances < 0:
-        issues.error_at(job, "instances", f"must be 0 or more, got {job.instances}")
+    if not 0 <= job.instances <= MAX_INSTANCES:
+        issues.error_at(
+            job, "instances", f"must be 0 to {MAX_INSTANCES:,}, got {_count(job.instances)}"
+        )
     if job.retries < -1:
         issues.error_at(job, "retries", "must be -1 (until success), 0 or more")
     for field in ("timeout", "retry_deadline", "kill_grace_period"):

@@ -27,12 +27,13 @@ task's group and constraints are kept in its :class:`~dshell_local.tasks.TaskRun
 
 from __future__ import annotations
 
-import re
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
+import regex
 from dshell.constraints import (
     HOSTNAME_FIELDS,
     Rule,
@@ -218,13 +219,30 @@ def need_of(rec: TaskRecord) -> Need | None:
 Spread = Mapping[str, frozenset[str]]  # GROUP_BY field -> the values to balance over
 
 
+# A LIKE pattern with overlapping repetitions, e.g. ``(a|aa)+b``, can take exponential time; the
+# engine's event loop must not hang on one, so a match has a time limit (the ``regex`` module's,
+# which the standard ``re`` lacks) and a pattern that exceeds it refuses the agent, saying why.
+LIKE_TIMEOUT = 0.05
+
+
+@functools.lru_cache(maxsize=4096)
+def _matches(pattern: str, value: str) -> bool | None:
+    """Whether ``value`` fully matches ``pattern``; None when that took too long."""
+    try:
+        return regex.fullmatch(pattern, value, timeout=LIKE_TIMEOUT) is not None
+    except TimeoutError:
+        return None
+
+
 def _refuse(rule: Rule, site: Site, placed: Tally, spread: Spread | None) -> str | None:
     fld, op, value = rule
     have = field_value(site, fld)
     if have is None:
         return None if op == "UNLIKE" else f"{site.id} has no {fld}"
     if op in ("LIKE", "UNLIKE"):
-        matches = re.fullmatch(value or "", have) is not None
+        matches = _matches(value or "", have)
+        if matches is None:
+            return f"{fld}:{op}:{value} took over {LIKE_TIMEOUT * 1000:.0f} ms to match {have!r}"
         if matches == (op == "LIKE"):
             return None
         return f"{fld} {have} {'matches' if matches else 'does not match'} {value}"

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from dshell.errors import ConflictError, NotFoundError, TimeoutExpired, UsageError
 from dshell.model import (
+    MAX_INSTANCES,
     Deployment,
     Endpoint,
     HealthCheck,
@@ -789,6 +790,8 @@ class ServiceController:
         unsupported = "is not supported by the local engine yet"
         if not _NAME.match(spec.name):
             return "bad name (letters, digits, '.', '_', '-'; path segments joined by '/')"
+        if not 0 <= spec.instances <= MAX_INSTANCES:
+            return f"instances: must be 0 to {MAX_INSTANCES:,}"
         if thermos.needs_runner(spec.processes):
             bad = thermos.problem(self._thermos_spec(spec))
             if bad:
@@ -1028,8 +1031,8 @@ class ServiceController:
 
     def _verb_scale(self, req: ServiceCall) -> Service:
         svc = self.get(req.name)
-        if req.instances is None or req.instances < 0:
-            raise UsageError("scale: a number of instances (>= 0) is required")
+        if req.instances is None or not 0 <= req.instances <= MAX_INSTANCES:
+            raise UsageError(f"scale: give a number of instances from 0 to {MAX_INSTANCES:,}")
         self._supersede(
             svc, req.force or (svc.deployment is not None and svc.deployment.cause == "scale")
         )

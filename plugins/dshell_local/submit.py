@@ -6,14 +6,13 @@ import re
 from pathlib import PurePosixPath
 
 from dshell.errors import UsageError
-from dshell.model import Resources, RunSpec, StateChange, Task, TaskState
+from dshell.model import MAX_INSTANCES, Resources, RunSpec, StateChange, Task, TaskState
 
 from . import constraints as placement
 from .allocator import DEFAULT_ROLE, Allocator
 from .ids import IdGenerator, default_name, sanitize_name
 from .tasks import TaskRecord, TaskRuntime, utcnow
 
-MAX_INSTANCES = 10_000
 SERVICE_LABEL = "dshell.service"
 INSTANCE_LABEL = "dshell.instance"
 VERSION_LABEL = "dshell.version"

@@ -203,6 +203,17 @@ def test_max_per() -> None:
     assert refused("rack:MAX_PER:1", site("x")) == "rack:MAX_PER:1 — x has no rack"
 
 
+def test_a_catastrophic_like_pattern_refuses_the_agent_instead_of_hanging() -> None:
+    # (a|aa)+b against 40 a's backtracks ~fib(40) times even in the regex module: the match is
+    # cut at its time limit, the agent refused with the reason, for LIKE and UNLIKE alike.
+    slow = site("x", rack="a" * 40)
+    for op in ("LIKE", "UNLIKE"):
+        why = refused(f"rack:{op}:(a|aa)+b", slow)
+        assert why is not None
+        assert why.endswith(f"rack:{op}:(a|aa)+b took over 50 ms to match '{'a' * 40}'")
+    assert refused("rack:LIKE:(a|aa)+", slow) is None  # matching at once is fast
+
+
 def test_like_unlike_is_and_agents_lacking_the_attribute() -> None:
     bare = site("x")
     assert refused("rack:LIKE:r[12]", BY_ID["a3"]) is None

@@ -67,7 +67,7 @@ def test_aurora_service_round_trips_through_marathon_json(
     engine: EngineClient, cli: CliRunner, tmp_path: Path
 ) -> None:
     ok(cli, f"svc deploy -f {DATA / 'side-by-side.aurora'} --no-wait")
-    exported = json.loads(ok(cli, "svc show web --format marathon"))
+    exported = json.loads(ok(cli, "svc show web -o marathon"))
     exported["id"] = "/web2"
     again = tmp_path / "web2.json"
     again.write_text(json.dumps(exported))

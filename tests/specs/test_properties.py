@@ -44,7 +44,7 @@ from dshell.errors import UsageError
 from dshell.specs import LoadedSpec, SpecError, detect, load_text, model, tomlw
 from dshell.specs.export import to_marathon, to_native
 from dshell.specs.marathon import EXTRA_LABEL
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from .helpers import DATA, GOLDEN, OPTIONS, need_pystachio
@@ -59,6 +59,9 @@ def _settings(examples: int) -> settings:
         derandomize=not RANDOM,
         database=None,
         deadline=None,
+        # no explain phase: it traces every line to explain a failure, which took over ten
+        # minutes on a 2-core machine; the shrunk example is enough
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         suppress_health_check=[
             HealthCheck.too_slow,
             HealthCheck.data_too_large,

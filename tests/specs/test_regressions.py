@@ -241,3 +241,31 @@ def test_aurora_unbound_default_template_has_a_line() -> None:  # was: no line
         "a.aurora:3: unbound template {{processes[0].name}}:"
         " give it a value with --bind processes[0].name=VALUE"
     )
+
+
+# ---- sizes no engine should plan ---------------------------------------------------------------
+
+
+def test_absurd_instance_counts_are_refused_with_a_readable_number() -> None:
+    # was: accepted, and the engine then tried to plan 1e300 instances (it stopped answering)
+    text = '{\n  "id": "/a",\n  "cmd": "x",\n  "instances": 1e300\n}\n'
+    assert _error(text, "a.json") == "a.json:4: $.instances: must be 0 to 10,000, got 1e+300"
+    text = '[job]\nname = "a"\nshell = "x"\ninstances = 10001\n'
+    assert _error(text, "a.toml") == "a.toml:4: job.instances: must be 0 to 10,000, got 10,001"
+
+
+def test_aurora_absurd_instance_count() -> None:
+    need_pystachio()
+    text = _AURORA.replace("prod', name = 'web',", "prod', name = 'web', instances = 10**300,")
+    assert re.search(
+        r"a\.aurora:\d+: jobs\[0\]\.instances: must be 0 to 10,000, got 1e\+300",
+        _error(text, "a.aurora"),
+    )
+
+
+def test_schedule_shorthand_errors_name_its_own_line() -> None:
+    # was: line 1 and job[0].schedules[0].cron, a table the file does not have
+    text = '[[job]]\nname = "a"\nshell = "x"\nschedule = "*/5 * * *"\n'
+    assert _error(text, "a.toml").startswith(
+        "a.toml:4: job[0].schedule: invalid cron expression '*/5 * * *': expected 5 fields"
+    )
