@@ -26,8 +26,8 @@ _dshell_node() {
             _dshell_vopts='-o --output'
             ;;
         'run')
-            _dshell_opts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --on -f --file --format --bind --job --dry-run -d --detach -i --interactive -t --tty -h --help'
-            _dshell_vopts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --on -f --file --format --bind --job'
+            _dshell_opts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --after --partition --on -f --file --format --bind --job --dry-run -d --detach -i --interactive -t --tty -h --help'
+            _dshell_vopts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --after --partition --on -f --file --format --bind --job'
             _dshell_inter=0
             ;;
         'exec')

@@ -24,8 +24,8 @@ function __dshell_node
             set -g __dshell_opts '-o' '--output' '-q' '--quiet' '--raw' '-h' '--help'
             set -g __dshell_vopts '-o' '--output'
         case 'run'
-            set -g __dshell_opts '--shell' '--name' '--cpus' '--mem' '--disk' '--env' '-e' '--port' '--instances' '--role' '--label' '-C' '--constraint' '--idempotency-key' '--on' '-f' '--file' '--format' '--bind' '--job' '--dry-run' '-d' '--detach' '-i' '--interactive' '-t' '--tty' '-h' '--help'
-            set -g __dshell_vopts '--shell' '--name' '--cpus' '--mem' '--disk' '--env' '-e' '--port' '--instances' '--role' '--label' '-C' '--constraint' '--idempotency-key' '--on' '-f' '--file' '--format' '--bind' '--job'
+            set -g __dshell_opts '--shell' '--name' '--cpus' '--mem' '--disk' '--env' '-e' '--port' '--instances' '--role' '--label' '-C' '--constraint' '--idempotency-key' '--after' '--partition' '--on' '-f' '--file' '--format' '--bind' '--job' '--dry-run' '-d' '--detach' '-i' '--interactive' '-t' '--tty' '-h' '--help'
+            set -g __dshell_vopts '--shell' '--name' '--cpus' '--mem' '--disk' '--env' '-e' '--port' '--instances' '--role' '--label' '-C' '--constraint' '--idempotency-key' '--after' '--partition' '--on' '-f' '--file' '--format' '--bind' '--job'
             set -g __dshell_inter 0
         case 'exec'
             set -g __dshell_opts '-i' '--interactive' '-t' '--tty' '--env' '-e' '-h' '--help'

@@ -48,6 +48,14 @@ if TYPE_CHECKING:
 )
 @click.option("--idempotency-key", metavar="KEY", help="The same key never launches twice.")
 @click.option(
+    "--after",
+    "after",
+    multiple=True,
+    metavar="ID",
+    help="Start only after task ID succeeded (repeatable; Slurm: --dependency=afterok).",
+)
+@click.option("--partition", metavar="NAME", help="Partition/queue to run in (Slurm).")
+@click.option(
     "--on",
     "on",
     metavar="PATH",
@@ -81,6 +89,8 @@ def run(
     labels: tuple[str, ...],
     constraints: tuple[str, ...],
     idempotency_key: str | None,
+    after: tuple[str, ...],
+    partition: str | None,
     on: str | None,
     spec_file: str | None,
     spec_format: str | None,
@@ -108,6 +118,8 @@ def run(
     if spec_file:
         if command or shell_cmd:
             raise UsageError("run: give -f SPEC or a command, not both")
+        if after or partition:
+            raise UsageError("run -f: --after and --partition go with a command")
         bind = parse_kv(binds, "--bind")
         _run_file(session, spec_file, (spec_format, bind, job_key), on, detach, dry_run)
         return
@@ -133,6 +145,8 @@ def run(
         constraints=_constraints(constraints),
         idempotency_key=idempotency_key,
         tty=tty or interactive,
+        after=list(after),
+        partition=partition,
     )
     session.attached = not detach  # from here on, dshell's own failures exit 125
     mount = launch.launch_mount(session, on)

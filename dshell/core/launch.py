@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..backend import Capability, require
-from ..errors import NotFoundError, UsageError
+from ..errors import NotFoundError, UnsupportedError, UsageError
 from ..namespace import resolve
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ def submit(session: Session, mount: Mount, spec: RunSpec) -> tuple[Backend, list
         require(backend, Capability.IDEMPOTENCY, "run --idempotency-key")
     if spec.tty:
         require(backend, Capability.TTY, "run -t")
+    if spec.partition and "partition" not in backend.options:  # a cluster with partitions
+        raise UnsupportedError(backend.name, "partitions", "run --partition")
     tasks = backend.submit(spec)
     for t in tasks:
         t.mount = mount.target

@@ -4,6 +4,12 @@ Everything goes through Slurm's own client commands (``squeue``/``sinfo`` ``--js
 ``sbatch``, ``scancel``, ``scontrol``, ``sstat``, ``srun``), run here or on a login node over
 SSH (:mod:`dshell_slurm.runner`). Task ids are Slurm job ids: ``1234``, array tasks ``1234_5``.
 
+Finished jobs: squeue shows them for MinJobAge seconds. After that, a cluster with accounting
+(``scontrol show config``: AccountingStorageType is not ``accounting_storage/none``) answers
+``inspect`` and ``ps -a`` from ``sacct --json`` (:mod:`dshell_slurm.parse_acct`); without it
+dshell's own cache (:mod:`dshell_slurm.state`) keeps the jobs it waited for (attached runs,
+``wait``).
+
 What Slurm cannot do (services, health checks, volumes, quotas, interactive terminals) is simply
 not declared, so the core answers UNSUPPORTED naming the capability.
 """
@@ -96,6 +102,8 @@ class SlurmBackend(Backend):
         "identity": "private key file for ssh:// sources",
         "poll": "seconds between polls when following output or events (default 1)",
         "timeout": "seconds a Slurm command may take (default 60)",
+        "history": "with accounting (slurmdbd): how far back ps -a looks in sacct, seconds "
+        "(default 86400)",
     }
 
     def __init__(self, mount: Mount) -> None:
@@ -103,6 +111,7 @@ class SlurmBackend(Backend):
         opts = mount.options
         self.poll = _positive(opts.get("poll", "1"), "poll")
         self.timeout = _positive(opts.get("timeout", "60"), "timeout")
+        self.history = _positive(opts.get("history", "86400"), "history")
         self.defaults = Defaults(opts.get("partition"), opts.get("account"), opts.get("workdir"))
         self.slurm = SlurmClient(mount, self.timeout)
 
@@ -136,15 +145,21 @@ class SlurmBackend(Backend):
         if not query.all:  # Slurm keeps finished jobs for MinJobAge: skip them before parsing
             jobs = [j for j in jobs if is_active(j)]
         tasks = jobs_to_tasks({"jobs": jobs})
-        if query.all:
+        if query.all:  # jobs Slurm no longer keeps: accounting if any, then dshell's cache
             known = {t.id for t in tasks}
+            if self.slurm.accounting():
+                old = jobs_to_tasks({"jobs": self.slurm.sacct(since=self.history)})
+                tasks += [t for t in old if t.id not in known]
+                known |= {t.id for t in old}
             tasks += [t for t in TaskCache(self._dir()).all() if t.id not in known]
         if query.states:
             tasks = [t for t in tasks if t.state in query.states]
         return tasks
 
     def _lookup(self, task_id: str) -> Task:
-        """The task with its raw job record (Slurm first, then dshell's cache)."""
+        """The task with its raw job record: squeue first, then dshell's cache (which knows
+        the output files of the jobs it waited for), then accounting (sacct) if the cluster
+        has it."""
         if not JOB_ID.match(task_id):
             raise NotFoundError(f"{task_id!r}: not a Slurm job id (1234 or 1234_5)")
         base = task_id.split("_", maxsplit=1)[0]
@@ -163,7 +178,17 @@ class SlurmBackend(Backend):
         cached = TaskCache(self._dir()).get(task_id)
         if cached is not None:
             return cached
-        raise NotFoundError(f"no job {task_id} on {self.mount.target or self.runner.where}")
+        if self.slurm.accounting():
+            for task in jobs_to_tasks({"jobs": self.slurm.sacct([task_id])}, raw=True):
+                if task.id == task_id:
+                    return task
+        raise NotFoundError(
+            f"no job {task_id} on {self.mount.target or self.runner.where}",
+            hint=None
+            if self.slurm.accounting()
+            else "without accounting (slurmdbd) Slurm forgets a job MinJobAge seconds after "
+            "it ends; dshell remembers the jobs it waited for",
+        )
 
     def get_task(self, task_id: str) -> Task:
         return self._lookup(task_id)

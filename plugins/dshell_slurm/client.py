@@ -11,7 +11,7 @@ import signal as signals
 from typing import Any
 
 from dshell.backend import Mount
-from dshell.errors import BackendError, NotFoundError, UsageError
+from dshell.errors import BackendError, DshellError, NotFoundError, UsageError
 
 from . import decode
 from .parse import errors_of, text
@@ -29,6 +29,7 @@ class SlurmClient:
         self.mount = mount
         self.timeout = timeout
         self._runner: Runner | None = None
+        self._accounting: bool | None = None
 
     @property
     def runner(self) -> Runner:
@@ -93,6 +94,62 @@ class SlurmClient:
             argv.append("--jobs=" + ",".join(job_ids))
         doc = self.json(argv, slim=not raw)
         return [j for j in doc.get("jobs") or [] if isinstance(j, dict) and self._mine(j)]
+
+    # ---- accounting (slurmdbd) ---------------------------------------------------------------
+
+    def accounting(self) -> bool:
+        """Whether the cluster keeps accounting (asked once per mount and process)."""
+        if self._accounting is None:
+            from .parse_acct import accounting_enabled  # not on the hot path of ps
+
+            try:
+                config = self.run(["scontrol", "show", "config"])
+            except DshellError:
+                return False  # the listing that needs it reports the cluster's state
+            self._accounting = accounting_enabled(config)
+        return self._accounting
+
+    def sacct(
+        self, job_ids: list[str] | None = None, *, since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Finished (and other) jobs from ``sacct --json``, in the squeue job shape.
+
+        ``job_ids`` looks those up whatever their age; else the jobs of the last ``since``
+        seconds (sacct's own default window is today). Exit codes that Slurm 22.05's JSON
+        loses are recovered from sacct's text format.
+        """
+        from .parse_acct import (
+            EXIT_FORMAT,
+            fix_exit_codes,
+            needs_exit_codes,
+            parse_exit_codes,
+            sacct_jobs,
+        )
+
+        opts = self.mount.options
+        argv = ["sacct", "--json"]
+        argv.append(f"--user={opts['user']}" if opts.get("user") else "--allusers")
+        if opts.get("partition"):
+            argv.append(f"--partition={opts['partition']}")
+        if opts.get("account"):
+            argv.append(f"--accounts={opts['account']}")
+        if job_ids:
+            argv.append("--jobs=" + ",".join(job_ids))
+        elif since:
+            argv.append(f"--starttime=now-{int(since)}")
+        try:
+            doc = self.json(argv)
+        except BackendError as exc:
+            if "Nothing found" in exc.message:  # sacct's answer for unknown job ids
+                return []
+            raise
+        jobs = [j for j in sacct_jobs(doc) if self._mine(j)]
+        lost = needs_exit_codes(jobs)
+        if lost:
+            text_argv = ["sacct", "-X", "--noheader", "--parsable2", f"--format={EXIT_FORMAT}"]
+            out = self.run([*text_argv, argv[2], "--jobs=" + ",".join(lost)])
+            fix_exit_codes(jobs, parse_exit_codes(out))
+        return jobs
 
     def nodes(self) -> dict[str, Any]:
         return self.json(["sinfo", "--json"])

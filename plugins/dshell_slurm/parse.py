@@ -156,10 +156,12 @@ def is_active(job: dict[str, Any]) -> bool:
 
 
 def exit_status(value: Any) -> tuple[int | None, int | None]:
-    """(exit code, signal) from 22.05's raw wait status or 23.02+'s exit-code object."""
+    """(exit code, signal) from 22.05's raw wait status or an exit-code object (23.02+, sacct)."""
     if isinstance(value, dict):
         sig = value.get("signal") or {}
-        signo = inum(sig.get("id") if isinstance(sig, dict) else sig)
+        if isinstance(sig, dict):  # {"id": …} (23.02+) or sacct 22.05's {"signal_id": …}
+            sig = sig.get("id", sig.get("signal_id"))
+        signo = inum(sig)
         code = inum(value.get("return_code"))
         status = tokens(value.get("status"))
         if signo and ("SIGNALED" in status or not code):

@@ -82,3 +82,17 @@ def test_drain_and_nodes_up_verbs(hpc: CliRunner) -> None:
         assert hpc("nodes up /hpc/agents/n2").status == 0
     row = {n["id"]: n for n in json.loads(hpc("nodes /hpc -o json").stdout)}["n2"]
     assert row["state"] == "UP"
+
+
+def test_run_after_and_partition(hpc: CliRunner) -> None:
+    first = hpc("run -d --on /hpc --name cli-first --partition debug -- sleep 1")
+    assert first.status == 0, first.stderr
+    first_id = first.stdout.strip()
+    second = hpc(f"run --on /hpc --after {first_id} --partition debug -- echo after")
+    assert (second.status, second.stdout) == (0, "after\n"), second.stderr
+    shown = json.loads(hpc(f"inspect /hpc/{first_id} -o json").stdout)
+    assert shown["state"] == "FINISHED" and shown["labels"]["slurm/partition"] == "debug"
+    bad = hpc("run -d --on /hpc --partition nosuch -- true")
+    assert bad.status != 0 and "nosuch" in bad.stderr.lower()
+    local = hpc("run -d --on /local --partition debug -- true")
+    assert local.status == ExitCode.UNSUPPORTED and "partitions" in local.stderr

@@ -195,3 +195,33 @@ def test_wait_timeout_and_errors(
     assert other.list_agents() == [] and other.list_tasks(TaskQuery(all=True)) == []
     with pytest.raises(BackendError, match=r"(?i)invalid partition"):
         other.submit(RunSpec(command=["true"]))
+
+
+def test_without_accounting_dshell_remembers_what_it_waited_for(
+    backend: SlurmBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test cluster has no slurmdbd: the fallback path (no sacct), live."""
+    assert backend.slurm.accounting() is False  # from the real `scontrol show config`
+    job = run(backend, command=["sh", "-c", "echo bye; exit 3"], name="live-noacct")
+    done = backend.wait_task(job, timeout=60)  # what an attached run does: remembered
+    assert (done.state, done.exit_code) == (TaskState.FAILED, 3)
+    calls: list[list[str]] = []
+    real_run, real_jobs = backend.runner.run, backend.slurm.jobs
+    monkeypatch.setattr(
+        backend.runner, "run", lambda argv, **kw: calls.append(argv) or real_run(argv, **kw)
+    )
+    monkeypatch.setattr(  # Slurm forgets the job (MinJobAge is 300 s here: too long to wait)
+        backend.slurm,
+        "jobs",
+        lambda job_ids=None, raw=False: [
+            j for j in real_jobs(None, raw=raw) if str(j.get("job_id")) != job
+        ],
+    )
+    shown = backend.get_task(job)
+    assert (shown.state, shown.exit_code, shown.name) == (TaskState.FAILED, 3, "live-noacct")
+    assert b"".join(backend.read_file(job, "stdout")) == b"bye\n"  # its files are still known
+    assert job in {t.id for t in backend.list_tasks(TaskQuery(all=True))}
+    assert not [c for c in calls if c[0] == "sacct"]
+    with pytest.raises(NotFoundError) as info:
+        backend.get_task("99999999")
+    assert info.value.hint and "MinJobAge" in info.value.hint

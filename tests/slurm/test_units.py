@@ -207,14 +207,16 @@ def test_ssh_pool_reuses_one_connection_per_user_host_port() -> None:
 
 
 def test_imports_stay_light() -> None:
-    """The backend imports no paramiko until an ssh:// mount is used; paramiko comes without
-    its optional ``invoke`` (~100 ms of import time measured here)."""
+    """The backend imports no paramiko until an ssh:// mount is used (nor the sacct parser
+    until accounting is asked for); paramiko comes without its optional ``invoke`` (~100 ms of
+    import time measured here)."""
     import subprocess
     import sys
 
     code = (
         "import sys, dshell_slurm.backend\n"
         "assert 'paramiko' not in sys.modules and 'dshell.net.ssh' not in sys.modules\n"
+        "assert 'dshell_slurm.parse_acct' not in sys.modules  # only with accounting\n"
         "from dshell.net.ssh import _paramiko\n"
         "pk = _paramiko()\n"
         "assert 'invoke' not in sys.modules and pk.config.invoke is None\n"

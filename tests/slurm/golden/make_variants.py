@@ -12,6 +12,12 @@ both shapes:
 - extra records for states a loopback cluster cannot produce: OUT_OF_MEMORY, PREEMPTED,
   SUSPENDED, NODE_FAIL and a COMPLETING job.
 
+sacct (from ``sacct-22.05.json``, captured by ``capture_sacct.sh``): the same number objects
+(``array.job_id``/``task_id``, times), ``state.current`` as a list, the exit-code object with
+the real exit code (22.05 prints non-zero ones as SUCCESS 0), ``stdout``/``stderr`` (23.02+)
+and ``stdout_expanded`` (24.05), ``submit_line``, the job comment, unknown fields, and extra
+TIMEOUT, OUT_OF_MEMORY and pending-array-remainder records.
+
     python tests/slurm/golden/make_variants.py
 """
 
@@ -114,6 +120,59 @@ def sinfo() -> None:
     (HERE / "sinfo-24.05-variant.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
+def acct_job(old: dict[str, Any], real_exit: dict[str, int]) -> dict[str, Any]:
+    new = copy.deepcopy(old)
+    new["array"]["job_id"] = number(old["array"]["job_id"])
+    new["array"]["task_id"] = number(old["array"]["task_id"])
+    new["time"] = {k: number(v) if k in ("start", "end") else v for k, v in old["time"].items()}
+    new["state"]["current"] = [old["state"]["current"]]
+    raw = real_exit.get(str(old["job_id"]), 0)
+    sig = (old["exit_code"].get("signal") or {}).get("signal_id") or 0
+    new["exit_code"] = exit_code(sig if sig else raw)
+    new["comment"] = {"administrator": "", "job": "", "system": ""}
+    if old["name"] == "labelled":
+        new["comment"]["job"] = 'dshell-labels={"app":"web","tier":"1"}'
+        work = old["working_directory"]
+        new["stdout"], new["stderr"] = f"{work}/dshell-%j.out", f"{work}/dshell-%j.err"
+        new["stdout_expanded"] = f"{work}/dshell-{old['job_id']}.out"
+        new["stderr_expanded"] = f"{work}/dshell-{old['job_id']}.err"
+    new["submit_line"] = f"sbatch -J {old['name']}"
+    new.pop("derived_exit_code", None)
+    new["qos"] = {"name": old.get("qos"), "priority": number(1)}
+    new["licenses"] = ""
+    return new
+
+
+def sacct() -> None:
+    doc = json.loads((HERE / "sacct-22.05.json").read_text())
+    real_exit = {}  # what sacct's text prints (ExitCode code:signal), as a raw wait status
+    for line in (HERE / "sacct-22.05.txt").read_text().splitlines():
+        jid, _, code = line.partition("|")
+        real_exit[jid] = int(code.split(":")[0]) << 8
+    jobs = [acct_job(j, real_exit) for j in doc["jobs"]]
+    done = next(j for j in jobs if j["name"] == "completed")
+    for job_id, name, state, code in (
+        (911, "timeout", "TIMEOUT", 15),
+        (912, "oom", "OUT_OF_MEMORY", 9),
+    ):
+        new = copy.deepcopy(done)
+        new.update(job_id=job_id, name=name, exit_code=exit_code(code))
+        new["state"] = {"current": [state], "reason": "None"}
+        jobs.append(new)
+    pending = copy.deepcopy(done)
+    pending.update(job_id=920, name="remainder")
+    pending["array"].update(job_id=number(920), task_id=number(None), task="[3-5]")
+    pending["state"] = {"current": ["PENDING"], "reason": "JobArrayTaskLimit"}
+    pending["time"].update(start=number(0), end=number(0))
+    pending["exit_code"] = exit_code(0)
+    jobs.append(pending)
+    plugin = {**META["plugin"], "accounting_storage": "accounting_storage/slurmdbd"}
+    meta = {**META, "plugin": plugin}
+    out = {"jobs": jobs, "meta": meta, "errors": [], "warnings": []}
+    (HERE / "sacct-24.05-variant.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
 if __name__ == "__main__":
     squeue()
     sinfo()
+    sacct()
