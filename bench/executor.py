@@ -3,7 +3,7 @@
     PYTHONPATH=plugins:. python bench/executor.py [-n 1000] [-r 3]
 
 For N ``/bin/true`` tasks it prints spawn+reap rates (tasks/s, from the first request to the last
-``exited`` event, status files fsynced) and their ratio to raw ``posix_spawn`` + ``waitpid`` in
+``exited`` event, status files written) and their ratio to raw ``posix_spawn`` + ``waitpid`` in
 this process. The machine is shared and noisy, so every executor run is paired with a raw run
 just before it, each pair is repeated (``-r``) and the median ratio is printed, together with
 CPU per task (executor process, its children), which load distorts much less than wall time.

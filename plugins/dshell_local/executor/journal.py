@@ -12,8 +12,8 @@ without a pid looks for the task's process (its cgroups, or its ``DSHELL_TASK_ID
 declares it lost, and never starts it again by itself.
 
 No fsync: the journal only has to survive a crash of the executor process (the page cache
-does); after a power loss every task is gone anyway and the boot id tells so. Exit statuses,
-which must outlive that, are fsynced into each sandbox by ``status.py``.
+does); after a power loss every task is gone anyway and the boot id tells so. Exit statuses
+are written into each sandbox by ``status.py``, with the same durability.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ Event (unsolicited; sent to every connection that has said ``hello``)::
 ``exit_code`` is null when the task was killed by a signal (then ``signal`` is set) or when its
 status is unknowable (``lost``: it was re-adopted after an executor crash and vanished without
 leaving a status file). ``finished_at`` is RFC 3339 UTC with microseconds and ``Z``. The event is
-sent after ``SANDBOX/.dshell/status.json`` has been written and fsynced. Events are not queued
+sent after ``SANDBOX/.dshell/status.json`` has been written. Events are not queued
 for absent engines: after (re)connecting, an engine calls ``list`` to learn exits it missed; an
 exited task stays listed until it is ``ack``-ed.
 

@@ -1,10 +1,16 @@
-"""Durable exit statuses: ``SANDBOX/.dshell/status.json``, written tmp + fsync + rename.
+"""Exit statuses: ``SANDBOX/.dshell/status.json``, written tmp + rename (atomic, no fsync).
 
-An fsync costs ~0.6 ms on these disks (measured), as much as a spawn, so the writes run on a few
-background threads: the event loop keeps spawning and reaping while the disk syncs, and
-concurrent fsyncs share ext4 journal commits (group commit: 1 thread ~1,200-1,600 files/s,
-4 threads ~1,500-2,700/s measured). The ``exited`` event is sent only once the file is durable
-(each finished write comes back through a queue and wakes the loop through its self-pipe).
+Durability is the engine's own (``synchronous=NORMAL``, docs/engine-api.md): a status survives
+a crash of the executor and of the engine (the page cache keeps it); an exit in the last
+seconds before a power failure or kernel crash may be lost, as the engine's last transactions
+may — after one, every task is gone anyway and the boot id says so. An fsync per exit cost
+~0.6-1.4 ms on these disks (measured), more than a spawn: it halved launch throughput for a
+guarantee the rest of the state does not give. The rename keeps a reader from ever seeing a
+torn file (ext4's ``auto_da_alloc`` also flushes a file replaced by rename at the next commit).
+
+The writes run on a few background threads, so the event loop keeps spawning and reaping while
+the file system works; the ``exited`` event is sent once the file is written (each finished
+write comes back through a queue and wakes the loop through its self-pipe).
 
 The threads do file I/O only. They never enter task cgroups: the main thread moves into them by
 its thread id (cgroups.py), so these threads' CPU and pids stay in the executor's own groups.
@@ -47,7 +53,7 @@ def status_path(sandbox: str) -> str:
 
 
 def write_status(sandbox: str, status: ExitStatus) -> None:
-    """Write the status file atomically and durably (raises OSError)."""
+    """Write the status file atomically (raises OSError)."""
     d = os.path.join(sandbox, STATUS_DIR)
     try:
         os.mkdir(d, 0o700)
@@ -57,7 +63,6 @@ def write_status(sandbox: str, status: ExitStatus) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, _encoder.encode(status) + b"\n")
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, os.path.join(d, STATUS_FILE))
