@@ -197,3 +197,57 @@ def test_pids_limit_of_one(executor: Executor) -> None:
     wait_until(lambda: ex.read("one").strip(), what="the fork attempt")
     assert ex.read("one").split() == ["0", "EAGAIN"]
     assert ex.client.call("sweep", task_id=ex.task_id("one"))["remaining"] == 0
+
+
+def _spares(parent: str) -> set[str]:
+    return {e.name for e in os.scandir(parent) if e.name.startswith("spare-")}
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="ascii") as f:
+        return f.read().strip()
+
+
+def test_task_groups_are_reset_and_reused_but_never_after_an_oom(executor: Executor) -> None:
+    ex = executor
+    c = ex.client
+    assert c is not None
+    burn = [sys.executable, "-c", "sum(range(3_000_000))"]
+    ex.spawn("first", burn, limits={"mem_mb": 64, "cpus": 0.5, "pids": 10})
+    first = ex.task_id("first")
+    paths = {p.split("/")[4]: p for p in c.call("cgroup_paths", task_id=first)["paths"]}
+    c.wait_exited(first)
+    c.call("ack", task_ids=[first])
+    parents = {ctl: os.path.dirname(p) for ctl, p in paths.items()}
+    wait_until(lambda: all(_spares(p) for p in parents.values()), what="spare groups")
+    assert not any(os.path.exists(p) for p in paths.values())  # renamed, not left behind
+    # a spare holds nothing of its last task: no limits, no CPU time
+    (mem_spare,) = _spares(parents["memory"])
+    assert int(_read(f"{parents['memory']}/{mem_spare}/memory.limit_in_bytes")) > 1 << 60
+    (cpu_spare,) = _spares(parents["cpu"])
+    assert _read(f"{parents['cpu']}/{cpu_spare}/cpu.cfs_quota_us") == "-1"
+    (acct_spare,) = _spares(parents["cpuacct"])
+    assert _read(f"{parents['cpuacct']}/{acct_spare}/cpuacct.usage") == "0"
+    (pids_spare,) = _spares(parents["pids"])
+    assert _read(f"{parents['pids']}/{pids_spare}/pids.max") == "max"
+
+    # the next task takes the spares (memory and cpuacct: what it needs) with its own limits
+    ex.spawn("second", ["sleep", "1000"], limits={"mem_mb": 32})
+    second = c.call("cgroup_paths", task_id=ex.task_id("second"))["paths"]
+    assert _spares(parents["memory"]) == set() and _spares(parents["cpuacct"]) == set()
+    assert _spares(parents["cpu"]) == {cpu_spare}  # not needed without a cpus limit
+    mem = next(p for p in second if "/memory/" in p)
+    assert int(_read(f"{mem}/memory.limit_in_bytes")) == 32 << 20
+
+    # a group that saw an OOM kill is removed: its counter must never speak for another task
+    hog = [sys.executable, "-c", "x = b'a' * (200 << 20)"]
+    ex.spawn("hog", hog, limits={"mem_mb": 32})
+    hog_id = ex.task_id("hog")
+    hog_mem = next(p for p in c.call("cgroup_paths", task_id=hog_id)["paths"] if "/memory/" in p)
+    assert c.wait_exited(hog_id)["oom"] is True
+    c.call("ack", task_ids=[hog_id])
+    wait_until(lambda: not os.path.exists(hog_mem), what="the OOM-killed group to go")
+    assert _spares(parents["memory"]) == set()
+    # and the next task's fresh group reports no OOM of its own
+    ex.spawn("after", ["true"], limits={"mem_mb": 32})
+    assert c.wait_exited(ex.task_id("after"))["oom"] is False

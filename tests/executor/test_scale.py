@@ -6,6 +6,7 @@ import os
 import sys
 
 from dshell_local.executor import procfs
+from dshell_local.executor.cgroups import POOL_MAX, SPARE
 
 from .conftest import Executor, wait_until
 
@@ -19,12 +20,15 @@ def _zombie_children(pid: int) -> list[int]:
     return out
 
 
-def _task_cgroups(ex: Executor) -> list[str]:
+def _task_cgroups(ex: Executor, spares: bool = False) -> list[str]:
+    """The task groups under the executor's parents (``spares``: the reuse pool's instead)."""
     paths = []
     for root in ("memory", "cpu", "cpuacct", "pids"):
         for dirpath, dirnames, _ in os.walk(f"/sys/fs/cgroup/{root}"):
             if os.path.basename(dirpath) == ex.cgroup_name:
-                paths += [os.path.join(dirpath, d) for d in dirnames]
+                paths += [
+                    os.path.join(dirpath, d) for d in dirnames if d.startswith(SPARE) == spares
+                ]
                 dirnames.clear()
             elif dirpath.count("/") > 6:
                 dirnames.clear()
@@ -65,6 +69,7 @@ def test_thousand_launches_return_to_baseline(any_executor: Executor) -> None:
     assert c.call("list")["tasks"] == []
     assert _zombie_children(ex.pid) == []
     wait_until(lambda: _task_cgroups(ex) == [], what="cgroups removed (in the background)")
+    assert len(_task_cgroups(ex, spares=True)) <= POOL_MAX * 4  # v1 keeps some for reuse
     assert fds() == base_fds
     journal_logs = [n for n in os.listdir(ex.dir) if n.endswith(".log") and "tasks" in n]
     assert len(journal_logs) == 1  # compacted: older generations removed
