@@ -12,8 +12,8 @@ _dshell_node() {
     _dshell_descs=()
     case "$1" in
         '')
-            _dshell_subs='ps inspect run exec kill top svc mount umount ls cd pwd cat tail nodes drain events wait backends engine completion help'
-            _dshell_descs=('ps:List tasks of every mount under PATH (default: the current path).' 'inspect:Show one task (id, unique prefix or path) with its full state history.' 'run:Launch a task: `run [OPTIONS] -- CMD [ARGS…]` (argv, no shell) or...' 'exec:Run COMMAND in a running task'\''s sandbox, environment and cgroups.' 'kill:Stop tasks: SIGTERM to the task'\''s session, the grace period, then...' 'top:Live view of agents and tasks with CPU %, RSS and allocated vs used.' 'svc:Long-running services: deploy, scale, restart, roll back, wait...' 'mount:Attach a cluster at TARGET; bare `mount` lists the mount table.' 'umount:Detach the cluster mounted at TARGET.' 'ls:List a namespace directory (/, a mount, its tasks, agents, svc,...' 'cd:Change the current namespace path (the REPL and runbooks keep it...' 'pwd:Print the current namespace path.' 'cat:Print files of task sandboxes (`cat /local/tasks/ID/stdout`, or...' 'tail:Print the end of a task'\''s output (a sandbox path or a task id); -f...' 'nodes:List the agents (nodes) of every mount under PATH with total,...' 'drain:Drain NODE (an id, or /MOUNT/agents/ID): no new work is placed on...' 'events:Stream state changes of every mount under PATH, each with its...' 'wait:Wait until each task reaches a state; print the tasks.' 'backends:List backend plugins (entry points in group dshell.backends) with...' 'engine:Control the embedded engine (the /local cluster).' 'completion:Print a completion script: `source <(dshell completion bash)`.' 'help:List verbs, or show the help of one (`help svc deploy`).')
+            _dshell_subs='ps inspect run exec kill top svc job mount umount ls cd pwd cat tail nodes drain events wait backends engine completion help'
+            _dshell_descs=('ps:List tasks of every mount under PATH (default: the current path).' 'inspect:Show one task (id, unique prefix or path) with its full state history.' 'run:Launch a task: `run [OPTIONS] -- CMD [ARGS…]` (argv, no shell) or...' 'exec:Run COMMAND in a running task'\''s sandbox, environment and cgroups.' 'kill:Stop tasks: SIGTERM to the task'\''s session, the grace period, then...' 'top:Live view of agents and tasks with CPU %, RSS and allocated vs used.' 'svc:Long-running services: deploy, scale, restart, roll back, wait...' 'job:Batch jobs: run now, on cron or ISO 8601 schedules, or after other...' 'mount:Attach a cluster at TARGET; bare `mount` lists the mount table.' 'umount:Detach the cluster mounted at TARGET.' 'ls:List a namespace directory (/, a mount, its tasks, agents, svc,...' 'cd:Change the current namespace path (the REPL and runbooks keep it...' 'pwd:Print the current namespace path.' 'cat:Print files of task sandboxes (`cat /local/tasks/ID/stdout`, or...' 'tail:Print the end of a task'\''s output (a sandbox path or a task id); -f...' 'nodes:List the agents (nodes) of every mount under PATH with total,...' 'drain:Drain NODE (an id, or /MOUNT/agents/ID): no new work is placed on...' 'events:Stream state changes of every mount under PATH, each with its...' 'wait:Wait until each task reaches a state; print the tasks.' 'backends:List backend plugins (entry points in group dshell.backends) with...' 'engine:Control the embedded engine (the /local cluster).' 'completion:Print a completion script: `source <(dshell completion bash)`.' 'help:List verbs, or show the help of one (`help svc deploy`).')
             _dshell_opts='--version --debug --color -h --help'
             _dshell_vopts='--color'
             ;;
@@ -101,8 +101,8 @@ _dshell_node() {
             _dshell_vopts='--timeout -o --output'
             ;;
         'svc show')
-            _dshell_opts='-o --output --format --version -h --help'
-            _dshell_vopts='-o --output --format --version'
+            _dshell_opts='-o --format --version -h --help'
+            _dshell_vopts='-o --format --version'
             ;;
         'svc start')
             _dshell_opts='--wait --no-wait --timeout -o --output -q --quiet --raw -h --help'
@@ -123,6 +123,52 @@ _dshell_node() {
         'svc wait')
             _dshell_opts='--healthy --deployed --stopped --timeout -h --help'
             _dshell_vopts='--timeout'
+            ;;
+        'job')
+            _dshell_subs='create graph history kill ls pause resume rm run show'
+            _dshell_descs=('create:Create jobs from a spec `-f FILE` or from flags `--name N [...] --...' 'graph:The dependency graph of the jobs under PATH (`-o dot | dot -Tsvg >...' 'history:The runs of a job, oldest first: state, cause, duration, attempts,...' 'kill:Kill the active runs of a job, or only RUN (no retry follows).' 'ls:List the jobs of every mount under PATH.' 'pause:Stop scheduling a job (due times pass without runs).' 'resume:Schedule a paused job again (from now on: no catch-up).' 'rm:Kill a job'\''s active runs and forget the job and its history.' 'run:Start a run now (prints JOB/RUN).' 'show:A job: schedule, next runs, last success/failure, counts and its...')
+            _dshell_opts='-h --help'
+            ;;
+        'job create')
+            _dshell_opts='-f --file --format --bind --job --name --schedule --tz --deadline --concurrency --after --retries --backoff --timeout --grace --cpus --mem --env -e --shell --replace --on -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-f --file --format --bind --job --name --schedule --tz --deadline --concurrency --after --retries --backoff --timeout --grace --cpus --mem --env -e --on -o --output'
+            _dshell_inter=0
+            ;;
+        'job graph')
+            _dshell_opts='-o --output -q --quiet -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'job history')
+            _dshell_opts='-o --output -q --quiet --raw --limit -h --help'
+            _dshell_vopts='-o --output --limit'
+            ;;
+        'job kill')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'job ls')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'job pause')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'job resume')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'job rm')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'job run')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'job show')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
             ;;
         'mount')
             _dshell_opts='-t --type -o --output -q --quiet --raw -h --help'
@@ -250,7 +296,7 @@ _dshell_value() {
         'svc rollback|@0') _dshell_kind='service' ;;
         'svc scale|-o' | 'svc scale|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc scale|@0') _dshell_kind='service' ;;
-        'svc show|-o' | 'svc show|--output' | 'svc show|--format') _dshell_kind='choice native toml json yaml marathon' ;;
+        'svc show|-o' | 'svc show|--format') _dshell_kind='choice native toml json yaml marathon' ;;
         'svc show|@0') _dshell_kind='service' ;;
         'svc start|-o' | 'svc start|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc start|@0') _dshell_kind='service' ;;
@@ -261,6 +307,22 @@ _dshell_value() {
         'svc versions|-o' | 'svc versions|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc versions|@0') _dshell_kind='service' ;;
         'svc wait|@0') _dshell_kind='service' ;;
+        'job create|-f' | 'job create|--file') _dshell_kind='file' ;;
+        'job create|--concurrency') _dshell_kind='choice allow forbid replace' ;;
+        'job create|--on') _dshell_kind='path' ;;
+        'job create|-o' | 'job create|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'job create|@'*) _dshell_kind='command' ;;
+        'job graph|-o' | 'job graph|--output') _dshell_kind='choice text dot json' ;;
+        'job graph|@0') _dshell_kind='path' ;;
+        'job history|-o' | 'job history|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'job kill|-o' | 'job kill|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'job ls|-o' | 'job ls|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'job ls|@0') _dshell_kind='path' ;;
+        'job pause|-o' | 'job pause|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'job resume|-o' | 'job resume|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'job rm|-o' | 'job rm|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'job run|-o' | 'job run|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'job show|-o' | 'job show|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'mount|-t' | 'mount|--type') _dshell_kind='backend' ;;
         'mount|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'mount|@1') _dshell_kind='path' ;;

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         Agent,
         Event,
         FileEntry,
+        Job,
         OutputChunk,
         RunSpec,
         Service,
@@ -250,6 +251,17 @@ class Backend(ABC):
         SERVICES (and DEPLOYMENTS for rolling verbs) before calling.
         """
         raise UnsupportedError(self.name, Capability.SERVICES)
+
+    # ---- batch jobs (JOBS) -------------------------------------------------------------------
+
+    def list_jobs(self) -> list[Job]:
+        """Batch jobs with their state, schedules and counts. JOBS."""
+        raise UnsupportedError(self.name, Capability.JOBS)
+
+    def job_call(self, verb: str, name: str, **params: Any) -> Any:
+        """Job verbs beyond listing: create (``jobs=[BatchJobSpec…]``, ``replace``), show,
+        run, kill (``run=N``), rm, history (``limit``), pause, resume. JOBS."""
+        raise UnsupportedError(self.name, Capability.JOBS)
 
     # ---- a tree of its own (BROWSE) --------------------------------------------------------
 

@@ -301,6 +301,63 @@ class Framework(msgspec.Struct, omit_defaults=True, kw_only=True):
     resources: Resources = msgspec.field(default_factory=Resources)
 
 
+class JobRun(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """One run of a batch job: its attempts (retries) are ordinary tasks.
+
+    ``state``: PENDING STARTING RUNNING RETRYING (waiting its backoff) and, once over,
+    SUCCESS FAILED TIMED_OUT KILLED SKIPPED (never started: missed its starting deadline, or
+    forbidden by the concurrency policy). ``cause``: schedule | manual | parents | catch-up.
+    """
+
+    job: str
+    run: int
+    state: str
+    cause: str = "manual"
+    due_at: str | None = None  # when the schedule wanted it
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration: float | None = None  # seconds, first start to end
+    attempts: int = 0
+    exit_code: int | None = None
+    signal: int | None = None
+    task_id: str | None = None  # the latest attempt's task
+    tasks: list[str] = []
+    message: str | None = None
+
+
+class Job(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A batch job (Chronos, Metronome, Aurora cron): a command, schedules, parents, retries.
+
+    ``state``: RUNNING (a run is active) PAUSED SCHEDULED (a schedule will fire) WAITING
+    (runs after its parents) IDLE (runs when asked) DONE (its schedules are exhausted).
+    """
+
+    name: str
+    mount: str = ""
+    backend: str = ""
+    state: str = "IDLE"
+    description: str | None = None
+    command: list[str] = []
+    shell: bool = False
+    schedules: list[str] = []  # human form: expression (time zone)
+    concurrency_policy: str = "ALLOW"
+    starting_deadline: float | None = None
+    parents: list[str] = []
+    retries: int = 0
+    timeout: float | None = None
+    next_runs: list[str] = []
+    last_success: str | None = None
+    last_failure: str | None = None
+    success_count: int = 0
+    error_count: int = 0
+    active_runs: int = 0
+    runs: list[JobRun] = []  # the recent runs, newest last
+    labels: dict[str, str] = {}
+    created_at: str | None = None
+    message: str | None = None
+    raw: dict[str, Any] | None = None
+
+
 class Event(msgspec.Struct, omit_defaults=True, kw_only=True):
     """One state change, as streamed by ``events`` and ``ps -w``."""
 
@@ -388,6 +445,8 @@ _KINDS: dict[type, str] = {
     Deployment: "Deployment",
     Volume: "Volume",
     Framework: "Framework",
+    Job: "Job",
+    JobRun: "JobRun",
     Event: "Event",
     TaskStats: "TaskStats",
     FileEntry: "FileEntry",

@@ -123,6 +123,15 @@ def test_svc_on_backend_without_services(fake_mount, cli) -> None:
     assert r.status == 10 and "services" in r.stderr
 
 
+def test_job_on_backend_without_batch_jobs(fake_mount, cli) -> None:
+    r = cli("job run /f/jobs/nightly")
+    assert r.status == 10 and "batch jobs" in r.stderr
+    assert cli("job create --on /f --name x -- true").status == 10
+    assert cli("job ls /f").status == 10
+    assert cli("job graph /f").status == 10
+    assert cli("job show /f/nightly").status == 2  # not a job path
+
+
 def test_backends_lists_broken_plugin_by_name(dshell_dirs, monkeypatch, cli) -> None:
     monkeypatch.setenv("DSHELL_BACKENDS", "fake=dshell.testing.fake:FakeBackend,broken=nope_mod:X")
     r = cli("backends")

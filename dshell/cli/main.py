@@ -26,6 +26,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "kill": ("kill", "kill", "Stop tasks: SIGTERM, grace period, then SIGKILL."),
     "top": ("top", "top", "Live view of agents and tasks (-n 1 for one snapshot)."),
     "svc": ("svc", "svc", "Long-running services."),
+    "job": ("job", "job", "Batch jobs: run now, on schedules, after other jobs; retries."),
     "mount": ("mount", "mount", "Attach a cluster at a path; bare 'mount' lists mounts."),
     "umount": ("mount", "umount", "Detach a mounted cluster (never deletes its data)."),
     "ls": ("fs", "ls", "List a namespace directory or a task's sandbox."),

@@ -255,7 +255,6 @@ def svc_wait(ctx: click.Context, name: str, until: str, timeout: float | None) -
 @click.argument("name")
 @click.option(
     "-o",
-    "--output",
     "--format",
     "fmt_name",
     type=click.Choice(["native", "toml", "json", "yaml", "marathon"]),

@@ -328,3 +328,64 @@ HISTORY = View(
     ),
     lambda h: h.state,
 )
+
+
+def _list(name: str) -> Callable[[Any, bool], str]:
+    return lambda obj, _h: ",".join(getattr(obj, name, None) or []) or "-"
+
+
+def _next_run(j: Any, human: bool) -> str:
+    if not j.next_runs:
+        return "-"
+    return j.next_runs[0] if not human else j.next_runs[0].replace("T", " ").removesuffix("Z")
+
+
+def _duration(r: Any, _h: bool) -> str:
+    return "-" if r.duration is None else f"{r.duration:.3g}s"
+
+
+def _run_exit(r: Any, _h: bool) -> str:
+    if r.signal:
+        return f"sig{r.signal}"
+    return _s(r.exit_code)
+
+
+JOB = View(
+    "job",
+    (
+        Column("MOUNT", field("mount")),
+        Column("NAME", field("name")),
+        Column("STATE", field("state")),
+        Column("SCHEDULE", _list("schedules")),
+        Column("NEXT", _next_run),
+        Column("AFTER", _list("parents")),
+        Column("OK", field("success_count"), align="right"),
+        Column("ERR", field("error_count"), align="right"),
+        Column("LAST SUCCESS", _time("last_success")),
+        Column("LAST FAILURE", _time("last_failure")),
+        Column("POLICY", field("concurrency_policy"), wide=True),
+        Column("RETRIES", field("retries"), wide=True, align="right"),
+        Column("TIMEOUT", field("timeout"), wide=True, align="right"),
+        Column("COMMAND", lambda j, _h: " ".join(j.command) or "-", wide=True),
+    ),
+    lambda j: j.name,
+)
+
+JOB_RUN = View(
+    "run",
+    (
+        Column("JOB", field("job")),
+        Column("RUN", field("run"), align="right"),
+        Column("STATE", field("state")),
+        Column("CAUSE", field("cause")),
+        Column("STARTED", _time("started_at")),
+        Column("DURATION", _duration, align="right"),
+        Column("ATTEMPTS", field("attempts"), align="right"),
+        Column("EXIT", _run_exit, align="right"),
+        Column("MESSAGE", field("message")),
+        Column("DUE", field("due_at"), wide=True),
+        Column("FINISHED", field("finished_at"), wide=True),
+        Column("TASK", field("task_id"), wide=True),
+    ),
+    lambda r: f"{r.job}/{r.run}",
+)

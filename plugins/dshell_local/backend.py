@@ -26,6 +26,8 @@ from dshell.model import (
     Endpoint,
     Event,
     FileEntry,
+    Job,
+    JobRun,
     OutputChunk,
     RunSpec,
     Service,
@@ -108,6 +110,7 @@ class LocalBackend(Backend):
             Capability.IDEMPOTENCY,
             Capability.SERVICES,
             Capability.DEPLOYMENTS,
+            Capability.JOBS,
         }
     )
     options: ClassVar[dict[str, str]] = {
@@ -245,6 +248,21 @@ class LocalBackend(Backend):
         patience = None if timeout is None else timeout + 10.0  # the engine answers by then
         return self.client.call("POST", "/services/wait", kind, body, timeout=patience)
 
+    def list_jobs(self) -> list[Job]:
+        return self.client.call("GET", "/jobs", list[Job])
+
+    def job_call(self, verb: str, name: str, **params: Any) -> Any:
+        if verb == "create":
+            from .jobapi import JobCreate
+
+            req = JobCreate(jobs=params.get("jobs", []), replace=params.get("replace", False))
+            return self.client.call("POST", "/jobs/create", list[Job], req)
+        kind = _JOB_ANSWERS.get(verb)
+        if kind is None:
+            raise UnsupportedError(self.name, f"job {verb}")
+        body = {"name": name, **{k: v for k, v in params.items() if v is not None}}
+        return self.client.call("POST", f"/jobs/{verb}", kind, body)
+
     def stats(self) -> list[TaskStats]:
         return self.client.stats()
 
@@ -269,6 +287,18 @@ _SVC_ANSWERS: dict[str, Any] = {
     "deployments": list[Deployment],
     "versions": list[ServiceVersion],
     "endpoints": list[Endpoint],
+}
+
+
+# what each job verb answers
+_JOB_ANSWERS: dict[str, Any] = {
+    "show": Job,
+    "run": JobRun,
+    "kill": list[JobRun],
+    "rm": Job,
+    "history": list[JobRun],
+    "pause": Job,
+    "resume": Job,
 }
 
 

@@ -4,7 +4,10 @@ Enabled only by ``DSHELL_ENGINE_CRASH_POINT=name[:count]`` (crash at the count-t
 default 1). Unset — every normal run — :meth:`CrashPoints.hit` is one attribute test.
 Points: ``after_commit`` (a launch's write-ahead record is durable, nothing spawned),
 ``after_spawn`` (the executor spawned the task, its pid not yet recorded),
-``while_killing`` (KILLING is durable and SIGTERM sent, the grace period not over).
+``while_killing`` (KILLING is durable and SIGTERM sent, the grace period not over),
+``svc_after_launch`` / ``svc_after_kill`` (the services controller), ``job_after_commit``
+(a batch job's run and its attempt are durable, its task not yet submitted) and
+``job_after_launch`` (the run's task is submitted, the run not yet updated).
 """
 
 from __future__ import annotations
@@ -13,7 +16,15 @@ import logging
 import os
 
 POINTS = frozenset(
-    {"after_commit", "after_spawn", "while_killing", "svc_after_launch", "svc_after_kill"}
+    {
+        "after_commit",
+        "after_spawn",
+        "while_killing",
+        "svc_after_launch",
+        "svc_after_kill",
+        "job_after_commit",
+        "job_after_launch",
+    }
 )
 ENV = "DSHELL_ENGINE_CRASH_POINT"
 EXIT_CODE = 86

@@ -28,6 +28,7 @@ from dshell.errors import ConfigError
 
 from . import api, recovery
 from . import config as engine_config
+from .batch import JobController, clock_from_env
 from .crash import CrashPoints
 from .engine import Engine
 from .execadapter import connect_executor
@@ -86,13 +87,16 @@ class Daemon:
         recovery.load(engine)
         services = ServiceController(engine, await self._announcer())
         services.load()  # before reconciling: exits found now count as the services' crashes
+        jobs = JobController(engine, *clock_from_env())
+        jobs.load()  # likewise: exits found now end the jobs' runs
         self.recovered = await recovery.reconcile(engine)
         engine.set_ready()
         services.start()
+        jobs.start()
         executor.on_lost(lambda: engine.spawn_bg(self._reconnect(engine)))
         app = make_app(self.cfg.token)
         sampler = StatsSampler(engine)
-        app[CONTEXT] = Context(engine, sampler, self.status, self.request_stop, services)
+        app[CONTEXT] = Context(engine, sampler, self.status, self.request_stop, services, jobs)
         add_routes(app)
         add_stream_routes(app)
         app.router.add_get(f"{api.API_PREFIX}/tasks/{{id}}/exec", exec_handler)
@@ -105,6 +109,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop, False)
         await self.stopping.wait()
         await services.close()  # first: nothing may relaunch the instances stopped below
+        await jobs.close()
         if services.announcer is not None:
             await services.announcer.close()  # its ephemeral members go with the session
         await self._shutdown(engine, executor, store, listeners, gc)

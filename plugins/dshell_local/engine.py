@@ -82,8 +82,9 @@ class Engine:
         if last:
             self.ids.observe(last)
         self._waiters: dict[str, list[asyncio.Future[Task]]] = {}
-        # the services controller, told of every saved change of a service instance
-        self.service_observer: Callable[[TaskRecord], None] | None = None
+        # the controllers (services, batch jobs), told of every saved change of a task that
+        # belongs to a service or carries labels (each one picks out its own tasks)
+        self.observers: list[Callable[[TaskRecord], None]] = []
         # launches handed to the executor and not yet answered: a task can already print
         # (and be signalled) before its spawn's answer is recorded
         self._spawning: dict[str, asyncio.Event] = {}
@@ -117,8 +118,9 @@ class Engine:
         self.store.put_task(rec.task.id, rec.task.state.active, rec.rt.idem_key, rows)
         if event:
             self.bus.publish(event, rec.summary)
-        if rec.task.service is not None and self.service_observer is not None:
-            self.service_observer(rec)
+        if self.observers and (rec.task.service is not None or rec.task.labels):
+            for observer in self.observers:
+                observer(rec)
 
     async def close(self) -> None:
         """Cancel timers and background work (the tasks themselves keep running)."""

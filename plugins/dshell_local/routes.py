@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 from aiohttp import web
@@ -21,6 +22,9 @@ from .services import ServiceController
 from .stats import StatsSampler, used_by_agent
 from .svcapi import DeployRequest, ServiceCall
 
+if TYPE_CHECKING:
+    from .batch import JobController
+
 
 @dataclass
 class Context:
@@ -31,11 +35,17 @@ class Context:
     status: Callable[[], api.EngineStatus]
     shutdown: Callable[[bool], None]
     services: ServiceController | None = None
+    jobs: JobController | None = None
 
     def controller(self) -> ServiceController:
         if self.services is None:
             raise UsageError("this engine runs no services controller")
         return self.services
+
+    def job_controller(self) -> JobController:
+        if self.jobs is None:
+            raise UsageError("this engine runs no batch jobs controller")
+        return self.jobs
 
 
 CONTEXT = web.AppKey("context", Context)
@@ -197,6 +207,25 @@ async def service_verb(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+async def list_jobs(request: web.Request) -> web.Response:
+    return json_response(ctx_of(request).job_controller().list_jobs())
+
+
+async def create_jobs(request: web.Request) -> web.Response:
+    from .jobapi import JobCreate
+
+    req = await decode_body(request, JobCreate)
+    return json_response(await ctx_of(request).job_controller().create(req), status=201)
+
+
+async def job_verb(request: web.Request) -> web.Response:
+    from .jobapi import JobCall
+
+    req = await decode_body(request, JobCall)
+    result = await ctx_of(request).job_controller().call(request.match_info["verb"], req)
+    return json_response(result)
+
+
 def add_routes(app: web.Application) -> None:
     """Register the non-streaming routes."""
     p = api.API_PREFIX
@@ -216,3 +245,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{p}/services", list_services)
     app.router.add_post(f"{p}/services/deploy", deploy_services)
     app.router.add_post(f"{p}/services/{{verb}}", service_verb)
+    app.router.add_get(f"{p}/jobs", list_jobs)
+    app.router.add_post(f"{p}/jobs/create", create_jobs)
+    app.router.add_post(f"{p}/jobs/{{verb}}", job_verb)

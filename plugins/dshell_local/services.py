@@ -200,7 +200,7 @@ class ServiceController:
         self._loop_task: asyncio.Task[None] | None = None
         self.health: Any = None
         self.readiness: Any = None
-        engine.service_observer = self._observe
+        engine.observers.append(self._observe)
 
     # ---- start-up -------------------------------------------------------------------------
 

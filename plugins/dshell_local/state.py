@@ -36,6 +36,13 @@ CREATE INDEX IF NOT EXISTS tasks_active ON tasks(active) WHERE active = 1;
 CREATE INDEX IF NOT EXISTS tasks_idem ON tasks(idem_key) WHERE idem_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS services (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS job_runs (
+    job TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job, n)
+);
 """
 SCHEMA_VERSION = "1"
 
@@ -133,6 +140,56 @@ class Store:
         self._apply()
         rows = self._db.execute("SELECT data FROM services ORDER BY name").fetchall()
         return [bytes(r[0]) for r in rows]
+
+    def put_job(self, name: str, data: bytes | None) -> None:
+        """Write (or, with ``None``, delete with its runs) a batch job's record."""
+        self._apply()
+        self._begin()
+        if data is None:
+            self._db.execute("DELETE FROM jobs WHERE name = ?", (name,))
+            self._db.execute("DELETE FROM job_runs WHERE job = ?", (name,))
+        else:
+            self._db.execute(
+                "INSERT INTO jobs(name, data) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET data=excluded.data",
+                (name, data),
+            )
+
+    def put_job_run(self, job: str, n: int, data: bytes) -> None:
+        """Write one run of a batch job in the open transaction."""
+        self._apply()
+        self._begin()
+        self._db.execute(
+            "INSERT INTO job_runs(job, n, data) VALUES (?, ?, ?) "
+            "ON CONFLICT(job, n) DO UPDATE SET data=excluded.data",
+            (job, n, data),
+        )
+
+    def jobs(self) -> list[bytes]:
+        """Every batch job record, by name."""
+        self._apply()
+        rows = self._db.execute("SELECT data FROM jobs ORDER BY name").fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def job_runs(self, job: str, limit: int | None = None) -> list[bytes]:
+        """The runs of ``job``, oldest first (the newest ``limit`` when given)."""
+        self._apply()
+        rows = self._db.execute(
+            "SELECT data FROM (SELECT n, data FROM job_runs WHERE job = ? ORDER BY n DESC "
+            "LIMIT ?) ORDER BY n",
+            (job, -1 if limit is None else limit),
+        ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def trim_job_runs(self, job: str, keep: int) -> None:
+        """Forget the runs of ``job`` older than its newest ``keep``."""
+        self._apply()
+        self._begin()
+        self._db.execute(
+            "DELETE FROM job_runs WHERE job = ? AND n <= "
+            "(SELECT MAX(n) FROM job_runs WHERE job = ?) - ?",
+            (job, job, keep),
+        )
 
     def trim_tasks(self, keep: int) -> int:
         """Forget finished tasks beyond the newest ``keep``; how many rows went (committed by
