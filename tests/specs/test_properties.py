@@ -354,8 +354,10 @@ def _tweak(data: st.DataObject, value: Any) -> Any:
             return value[:i] + odd + value[i + (1 if replace else 0) :]
         if op == "cut":
             return value[:i]
-        if op == "repeat":
-            return value * data.draw(st.sampled_from([2, 1000]), label="times")
+        if op == "repeat":  # long, not huge: two x1000 on one field made 10 MB of YAML,
+            # which PyYAML took minutes to read on a loaded 2-core machine (a CI timeout)
+            times = data.draw(st.sampled_from([2, 1000]), label="times")
+            return value * (times if len(value) * times <= 20_000 else 2)
         if op == "case":
             return value.swapcase()
         return f" {value} "
