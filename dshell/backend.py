@@ -86,11 +86,14 @@ class Capability(StrEnum):
     DEPLOYMENTS = "rolling deployments"
     VOLUMES = "persistent volumes"
     DRAIN = "draining nodes"
+    MAINTENANCE = "maintenance windows"
+    ATTRIBUTES = "changing node attributes"
     QUOTA = "quotas"
     RESERVATIONS = "reservations"
     JOBS = "batch jobs and schedules"
     FRAMEWORKS = "nested frameworks"
     IDEMPOTENCY = "idempotency keys"
+    DEPENDENCIES = "task dependencies (run --after)"
     BROWSE = "a tree of its own under the mount (ls/cat of any path)"
 
 

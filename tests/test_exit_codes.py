@@ -84,6 +84,9 @@ def test_unsupported(dshell_dirs, monkeypatch, cli) -> None:
     assert r.status == 10 and "launching tasks" in r.stderr
     assert cli("svc ls /ro").status == 10
     assert cli("top /ro -n 1").status == 10
+    assert cli("mount -t fake -o caps=run y /rw").status == 0
+    r = cli("run --on /rw -d --after 1 -- true")  # a backend without dependencies
+    assert r.status == 10 and "task dependencies (run --after)" in r.stderr
 
 
 def test_partial(fake_mount, cli) -> None:

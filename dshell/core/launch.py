@@ -55,6 +55,8 @@ def submit(session: Session, mount: Mount, spec: RunSpec) -> tuple[Backend, list
         require(backend, Capability.IDEMPOTENCY, "run --idempotency-key")
     if spec.tty:
         require(backend, Capability.TTY, "run -t")
+    if spec.after:
+        require(backend, Capability.DEPENDENCIES, "run --after")
     if spec.partition and "partition" not in backend.options:  # a cluster with partitions
         raise UnsupportedError(backend.name, "partitions", "run --partition")
     tasks = backend.submit(spec)

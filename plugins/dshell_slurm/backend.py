@@ -90,6 +90,7 @@ class SlurmBackend(Backend):
             Capability.AGENTS,
             Capability.EVENTS,
             Capability.DRAIN,
+            Capability.DEPENDENCIES,
         }
     )
     options: ClassVar[dict[str, str]] = {
@@ -366,6 +367,8 @@ class SlurmBackend(Backend):
         if verb not in ("drain", "undrain"):
             raise UnsupportedError(self.name, f"the {verb!r} operation")
         node = str(params.get("node") or "")
+        if verb == "drain" and params.get("grace") is not None:
+            raise UnsupportedError(self.name, "drain --grace (Slurm lets running jobs finish)")
         if verb == "drain":
             reason = str(params.get("reason") or "drained by dshell")
             self.slurm.update_node(node, "DRAIN", reason)
