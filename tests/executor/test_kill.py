@@ -251,3 +251,24 @@ def test_task_groups_are_reset_and_reused_but_never_after_an_oom(executor: Execu
     # and the next task's fresh group reports no OOM of its own
     ex.spawn("after", ["true"], limits={"mem_mb": 32})
     assert c.wait_exited(ex.task_id("after"))["oom"] is False
+
+
+def test_an_executor_leaving_tasks_behind_removes_its_spares(executor: Executor) -> None:
+    ex = executor
+    c = ex.client
+    assert c is not None
+    done = [ex.task_id(f"done{i}") for i in range(2)]
+    for i in range(2):
+        ex.spawn(f"done{i}", ["true"], limits={"mem_mb": 32})
+    parent = os.path.dirname(
+        next(p for p in c.call("cgroup_paths", task_id=done[0])["paths"] if "/memory/" in p)
+    )
+    for tid in done:
+        c.wait_exited(tid)
+    c.call("ack", task_ids=done)
+    wait_until(lambda: len(_spares(parent)) == 2, what="two spare groups")
+    ex.spawn("left", ["sleep", "1000"], limits={"mem_mb": 32})  # takes one, outlives us
+    assert len(_spares(parent)) == 1
+    assert ex.stop() == 0
+    assert os.path.isdir(parent)  # kept for the task left behind
+    assert _spares(parent) == set()  # but no live group is left without an owner

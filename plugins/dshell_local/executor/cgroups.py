@@ -345,11 +345,10 @@ class Cgroups:
         for fd in self._home_fds:
             os.close(fd)
         self._home_fds = []
-        if remove_parents:
-            for h in self._hier:
-                for spare in self._spares[h.parent]:
-                    _rmdir(spare)
-                self._spares[h.parent].clear()
+        for h in self._hier:  # spares always go: an executor that never returns must not
+            while self._spares[h.parent]:  # leave live groups behind
+                _rmdir(self._spares[h.parent].popleft())
+            if remove_parents:
                 _rmdir(h.parent)
 
 
