@@ -29,7 +29,7 @@ from dshell.model import TaskState
 
 from .engine import Engine
 from .execport import ExitReport, TaskInfo
-from .sandbox import STATUS_DIR
+from .executor.status import status_paths
 from .tasks import REASON_LOST, TaskRecord, decode_record, encode_record, transition
 
 log = logging.getLogger(__name__)
@@ -132,13 +132,14 @@ def read_status_file(sandbox: str | None, task_id: str) -> ExitReport | None:
     """The exit the executor wrote into the sandbox, if it did."""
     if not sandbox:
         return None
-    path = Path(sandbox) / STATUS_DIR / "status.json"
-    try:
-        raw = json.loads(path.read_bytes())
-        raw["task_id"] = task_id
-        return msgspec.convert(raw, ExitReport)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, msgspec.ValidationError) as exc:
-        log.warning("%s: unreadable status file: %s", path, exc)
-        return None
+    for path in map(Path, status_paths(sandbox)):
+        try:
+            raw = json.loads(path.read_bytes())
+            raw["task_id"] = task_id
+            return msgspec.convert(raw, ExitReport)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, msgspec.ValidationError) as exc:
+            log.warning("%s: unreadable status file: %s", path, exc)
+            return None
+    return None

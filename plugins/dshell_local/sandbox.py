@@ -8,7 +8,6 @@ sandboxes are removed by age and while their total size exceeds the configured b
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -20,9 +19,9 @@ from pathlib import Path
 from dshell.errors import NotFoundError, UsageError
 from dshell.model import FileEntry
 
-log = logging.getLogger(__name__)
+from .executor.status import status_paths
 
-STATUS_DIR = ".dshell"
+log = logging.getLogger(__name__)
 
 
 class SandboxError(Exception):
@@ -43,8 +42,9 @@ class Sandboxes:
         return self.root / task_id
 
     def create(self, task_id: str, workdir: str | None = None) -> Path:
-        """Make the sandbox directory with its empty ``stdout``/``stderr`` files and the
-        executor's status directory; SandboxError on any OS failure.
+        """Make the sandbox directory with its empty ``stdout``/``stderr`` files; SandboxError
+        on any OS failure. (The executor's status file goes in the same directory; the
+        ``.dshell`` directory is made only by those who need it, e.g. the process runner.)
 
         Creating the files here (in the engine's file-system threads, many at once) keeps
         file creation out of the executor's spawn: the child opens them with O_CREAT while
@@ -59,8 +59,6 @@ class Sandboxes:
             base = str(path)
             for name in OUTPUT_FILES:
                 os.close(os.open(f"{base}/{name}", _CREATE, 0o644))
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(f"{base}/{STATUS_DIR}", 0o700)
             if workdir:
                 (path / workdir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -124,13 +122,9 @@ class Sandboxes:
         for entry in entries:
             if entry.name in active or not entry.is_dir(follow_symlinks=False):
                 continue
-            try:
-                ended = os.stat(os.path.join(entry.path, STATUS_DIR, "status.json")).st_mtime
-            except OSError:
-                try:
-                    ended = entry.stat(follow_symlinks=False).st_mtime
-                except OSError:
-                    continue
+            ended = _ended(entry)
+            if ended is None:
+                continue
             out.append((entry.name, ended))
         return out
 
@@ -150,6 +144,19 @@ class Sandboxes:
                 total -= sizes[task_id]
                 removed.append(task_id)
         return removed
+
+
+def _ended(entry: os.DirEntry[str]) -> float | None:
+    """When a finished sandbox's task ended: its status file's time, else the directory's."""
+    for path in status_paths(entry.path):
+        try:
+            return os.stat(path).st_mtime
+        except OSError:
+            continue
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except OSError:
+        return None
 
 
 def _tree_size(path: Path) -> int:

@@ -118,8 +118,8 @@ def test_executor_survives_engine_kill9(make_executor) -> None:  # type: ignore[
         engine.wait(10)
         assert not _dead(executor_pid)
         os.kill(task_pid, signal.SIGKILL)  # an exit while no engine is connected
-        status = os.path.join(sb, ".dshell", "status.json")
-        wait_until(lambda: os.path.exists(status), what="the status file")  # renamed in: complete
+        status = os.path.join(sb, ".dshell-status.json")
+        wait_until(lambda: os.path.exists(status), what="the status file")
         with SyncExecutorClient.connect(ex.dir) as c:  # a restarted engine learns the exit
             assert c.hello["executor_pid"] == executor_pid
             (task,) = c.call("list")["tasks"]

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
+import msgspec
 import pytest
 
+from dshell_local.executor import status
 from dshell_local.executor.sync_client import ExecutorCallError
 
 from .conftest import PATH, Executor
@@ -144,15 +147,13 @@ def test_protocol_errors(any_executor: Executor) -> None:
     assert c.call("list")["ok"]
 
 
-def test_status_file_written_atomically(any_executor: Executor) -> None:
+def test_status_file_is_complete_before_the_event(any_executor: Executor) -> None:
     ex = any_executor
     assert ex.client is not None
-    sb = ex.sandbox("st")
-    os.makedirs(os.path.join(sb, ".dshell"))
-    path = os.path.join(sb, ".dshell", "status.json")
+    sb = ex.sandbox("st")  # made by the fixture, like the engine does
+    path = os.path.join(sb, ".dshell-status.json")
     with open(path, "w", encoding="utf-8") as f:
-        f.write("stale")
-    before = os.stat(path).st_ino
+        f.write("stale, and longer than the status that replaces it " * 10)
     res = ex.spawn("st", ["/bin/sh", "-c", "exit 7"])
     ev = ex.client.wait_exited(ex.task_id("st"))
     # the event comes after the file is complete: read it right away
@@ -162,8 +163,19 @@ def test_status_file_written_atomically(any_executor: Executor) -> None:
         "task_id": ex.task_id("st"), "pid": res["pid"], "exit_code": 7, "signal": None,
         "oom": False, "finished_at": ev["finished_at"],
     }  # fmt: skip
-    assert os.stat(path).st_ino != before  # replaced by rename, never rewritten in place
-    assert os.listdir(os.path.join(sb, ".dshell")) == ["status.json"]  # no tmp file left
+    # one file in the sandbox's top directory: no status directory, no temporary file
+    assert sorted(os.listdir(sb)) == [".dshell-status.json", "stderr", "stdout"]
+
+
+def test_status_of_an_older_sandbox_layout_is_still_read(tmp_path: Path) -> None:
+    legacy = tmp_path / ".dshell"
+    legacy.mkdir()
+    st = status.ExitStatus("t-1", 42, 3, None, False, "2026-11-25T00:00:00.000000Z")
+    (legacy / "status.json").write_bytes(msgspec.json.encode(st))
+    assert status.read_status(str(tmp_path), "t-1") == st
+    assert status.read_status(str(tmp_path), "t-2") is None  # another task's
+    status.write_status(str(tmp_path), msgspec.structs.replace(st, exit_code=4))
+    assert status.read_status(str(tmp_path), "t-1").exit_code == 4  # type: ignore[union-attr]
 
 
 def test_list_then_ack(any_executor: Executor) -> None:
@@ -190,5 +202,5 @@ def test_status_file_goes_to_the_sandbox_not_the_workdir(any_executor: Executor)
     ex.spawn("wd", ["/bin/sh", "-c", "pwd"], cwd=work, sandbox=sb)
     ex.client.wait_exited(ex.task_id("wd"))
     assert ex.read("wd").strip() == work
-    assert os.path.exists(os.path.join(sb, ".dshell", "status.json"))
-    assert not os.path.exists(os.path.join(work, ".dshell"))
+    assert os.path.exists(os.path.join(sb, ".dshell-status.json"))
+    assert not os.path.exists(os.path.join(work, ".dshell-status.json"))

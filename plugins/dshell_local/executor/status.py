@@ -1,12 +1,19 @@
-"""Exit statuses: ``SANDBOX/.dshell/status.json``, written tmp + rename (atomic, no fsync).
+"""Exit statuses: ``SANDBOX/.dshell-status.json``, one file written with one ``write`` (no fsync).
 
 Durability is the engine's own (``synchronous=NORMAL``, docs/engine-api.md): a status survives
 a crash of the executor and of the engine (the page cache keeps it); an exit in the last
 seconds before a power failure or kernel crash may be lost, as the engine's last transactions
 may — after one, every task is gone anyway and the boot id says so. An fsync per exit cost
 ~0.6-1.4 ms on these disks (measured), more than a spawn: it halved launch throughput for a
-guarantee the rest of the state does not give. The rename keeps a reader from ever seeing a
-torn file (ext4's ``auto_da_alloc`` also flushes a file replaced by rename at the next commit).
+guarantee the rest of the state does not give.
+
+One metadata operation per exit: the file sits in the sandbox's top directory (no status
+directory to make) and is written in place, not as a temporary file renamed (a rename is a
+second operation, and on these disks each costs 0.05-1 ms). A reader never mistakes a partial
+file for a status: the content is one ``write`` of ~120 bytes, and a file cut short by a crash
+between the create and the write does not decode, which reads as "no status" — what a crash
+before a rename would have left. Sandboxes from before this layout keep ``.dshell/status.json``,
+which the readers still look at.
 
 The writes run on a few background threads, so the event loop keeps spawning and reaping while
 the file system works; the ``exited`` event is sent once the file is written (each finished
@@ -29,8 +36,8 @@ import msgspec
 
 log = logging.getLogger("dshell.executor")
 
-STATUS_DIR = ".dshell"
-STATUS_FILE = "status.json"
+STATUS_FILE = ".dshell-status.json"  # in the sandbox's top directory
+LEGACY_STATUS = os.path.join(".dshell", "status.json")  # sandboxes of older versions
 
 
 class ExitStatus(msgspec.Struct):
@@ -49,33 +56,36 @@ _encoder = msgspec.json.Encoder()
 
 def status_path(sandbox: str) -> str:
     """Where a task's status file lives."""
-    return os.path.join(sandbox, STATUS_DIR, STATUS_FILE)
+    return os.path.join(sandbox, STATUS_FILE)
+
+
+def status_paths(sandbox: str) -> tuple[str, str]:
+    """Where to look for a task's status: the current place, then an older version's."""
+    return os.path.join(sandbox, STATUS_FILE), os.path.join(sandbox, LEGACY_STATUS)
 
 
 def write_status(sandbox: str, status: ExitStatus) -> None:
-    """Write the status file atomically (raises OSError)."""
-    d = os.path.join(sandbox, STATUS_DIR)
-    try:
-        os.mkdir(d, 0o700)
-    except FileExistsError:
-        pass
-    tmp = os.path.join(d, f".{STATUS_FILE}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    """Write the status file (raises OSError)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    fd = os.open(status_path(sandbox), flags, 0o600)
     try:
         os.write(fd, _encoder.encode(status) + b"\n")
     finally:
         os.close(fd)
-    os.replace(tmp, os.path.join(d, STATUS_FILE))
 
 
 def read_status(sandbox: str, task_id: str) -> ExitStatus | None:
     """The status file of ``task_id`` in ``sandbox``, or None (absent, torn, another task's)."""
-    try:
-        with open(status_path(sandbox), "rb") as f:
-            st = msgspec.json.decode(f.read(), type=ExitStatus)
-    except (OSError, msgspec.DecodeError):
-        return None
-    return st if st.task_id == task_id else None
+    for path in status_paths(sandbox):
+        try:
+            with open(path, "rb") as f:
+                st = msgspec.json.decode(f.read(), type=ExitStatus)
+        except FileNotFoundError:
+            continue
+        except (OSError, msgspec.DecodeError):
+            return None
+        return st if st.task_id == task_id else None
+    return None
 
 
 Job = tuple[str, ExitStatus]
