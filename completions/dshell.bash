@@ -12,8 +12,8 @@ _dshell_node() {
     _dshell_descs=()
     case "$1" in
         '')
-            _dshell_subs='ps inspect run exec kill top svc job mount umount ls cd pwd cat tail nodes drain events wait backends engine completion help'
-            _dshell_descs=('ps:List tasks of every mount under PATH (default: the current path).' 'inspect:Show one task (id, unique prefix or path) with its full state history.' 'run:Launch a task: `run [OPTIONS] -- CMD [ARGS…]` (argv, no shell) or...' 'exec:Run COMMAND in a running task'\''s sandbox, environment and cgroups.' 'kill:Stop tasks: SIGTERM to the task'\''s session, the grace period, then...' 'top:Live view of agents and tasks with CPU %, RSS and allocated vs used.' 'svc:Long-running services: deploy, scale, restart, roll back, wait...' 'job:Batch jobs: run now, on cron or ISO 8601 schedules, or after other...' 'mount:Attach a cluster at TARGET; bare `mount` lists the mount table.' 'umount:Detach the cluster mounted at TARGET.' 'ls:List a namespace directory (/, a mount, its tasks, agents, svc,...' 'cd:Change the current namespace path (the REPL and runbooks keep it...' 'pwd:Print the current namespace path.' 'cat:Print files of task sandboxes (`cat /local/tasks/ID/stdout`, or...' 'tail:Print the end of a task'\''s output (a sandbox path or a task id); -f...' 'nodes:List the agents (nodes) of every mount under PATH with total,...' 'drain:Drain NODE (an id, or /MOUNT/agents/ID): no new work is placed on...' 'events:Stream state changes of every mount under PATH, each with its...' 'wait:Wait until each task reaches a state; print the tasks.' 'backends:List backend plugins (entry points in group dshell.backends) with...' 'engine:Control the embedded engine (the /local cluster).' 'completion:Print a completion script: `source <(dshell completion bash)`.' 'help:List verbs, or show the help of one (`help svc deploy`).')
+            _dshell_subs='ps inspect run exec kill top svc job mount umount ls cd pwd cat tail nodes drain maint events wait backends engine completion help'
+            _dshell_descs=('ps:List tasks of every mount under PATH (default: the current path).' 'inspect:Show one task (id, unique prefix or path) with its full state history.' 'run:Launch a task: `run [OPTIONS] -- CMD [ARGS…]` (argv, no shell) or...' 'exec:Run COMMAND in a running task'\''s sandbox, environment and cgroups.' 'kill:Stop tasks: SIGTERM to the task'\''s session, the grace period, then...' 'top:Live view of agents and tasks with CPU %, RSS and allocated vs used.' 'svc:Long-running services: deploy, scale, restart, roll back, wait...' 'job:Batch jobs: run now, on cron or ISO 8601 schedules, or after other...' 'mount:Attach a cluster at TARGET; bare `mount` lists the mount table.' 'umount:Detach the cluster mounted at TARGET.' 'ls:List a namespace directory (/, a mount, its tasks, agents, svc,...' 'cd:Change the current namespace path (the REPL and runbooks keep it...' 'pwd:Print the current namespace path.' 'cat:Print files of task sandboxes (`cat /local/tasks/ID/stdout`, or...' 'tail:Print the end of a task'\''s output (a sandbox path or a task id); -f...' 'nodes:List the agents (nodes) of every mount under PATH with total,...' 'drain:Drain NODE (an id, or /MOUNT/agents/ID): no new work is placed on it.' 'maint:Maintenance windows: a node is drained ahead of its window (see...' 'events:Stream state changes of every mount under PATH, each with its...' 'wait:Wait until each task reaches a state; print the tasks.' 'backends:List backend plugins (entry points in group dshell.backends) with...' 'engine:Control the embedded engine (the /local cluster).' 'completion:Print a completion script: `source <(dshell completion bash)`.' 'help:List verbs, or show the help of one (`help svc deploy`).')
             _dshell_opts='--version --debug --color -h --help'
             _dshell_vopts='--color'
             ;;
@@ -195,9 +195,13 @@ _dshell_node() {
             _dshell_vopts='-n --lines'
             ;;
         'nodes')
-            _dshell_subs='ls up'
-            _dshell_descs=('ls:List the agents of every mount under PATH (the default sub-verb).' 'up:Return a drained NODE to service.')
+            _dshell_subs='attr ls up'
+            _dshell_descs=('attr:Set (key=value) or remove (key-) attributes of NODE.' 'ls:List the agents of every mount under PATH (the default sub-verb).' 'up:Return a drained NODE to service (stops a drain in progress; on the...')
             _dshell_opts='-h --help'
+            ;;
+        'nodes attr')
+            _dshell_opts='--on -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--on -o --output'
             ;;
         'nodes ls')
             _dshell_opts='--sort-by -o --output -q --quiet --raw -h --help'
@@ -208,8 +212,25 @@ _dshell_node() {
             _dshell_vopts='--on'
             ;;
         'drain')
-            _dshell_opts='--reason --on -o --output -q --quiet --raw -h --help'
-            _dshell_vopts='--reason --on -o --output'
+            _dshell_opts='--reason --on --grace --wait --timeout -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--reason --on --grace --timeout -o --output'
+            ;;
+        'maint')
+            _dshell_subs='cancel ls schedule'
+            _dshell_descs=('cancel:Cancel the next (or current) maintenance window of NODE, or --all...' 'ls:List the maintenance windows, earliest first: SCHEDULED, DRAINING...' 'schedule:Schedule a maintenance window of NODE (windows of one node may not...')
+            _dshell_opts='-h --help'
+            ;;
+        'maint cancel')
+            _dshell_opts='--all --on -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--on -o --output'
+            ;;
+        'maint ls')
+            _dshell_opts='--on -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--on -o --output'
+            ;;
+        'maint schedule')
+            _dshell_opts='--start --duration --on -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--start --duration --on -o --output'
             ;;
         'events')
             _dshell_opts='--since --no-follow -o --output -q --quiet --raw -h --help'
@@ -332,6 +353,9 @@ _dshell_value() {
         'cd|@0') _dshell_kind='path' ;;
         'cat|@'*) _dshell_kind='ref' ;;
         'tail|@0') _dshell_kind='ref' ;;
+        'nodes attr|--on') _dshell_kind='path' ;;
+        'nodes attr|-o' | 'nodes attr|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'nodes attr|@0') _dshell_kind='agent' ;;
         'nodes ls|-o' | 'nodes ls|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'nodes ls|@0') _dshell_kind='path' ;;
         'nodes up|--on') _dshell_kind='path' ;;
@@ -339,6 +363,14 @@ _dshell_value() {
         'drain|--on') _dshell_kind='path' ;;
         'drain|-o' | 'drain|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'drain|@0') _dshell_kind='agent' ;;
+        'maint cancel|--on') _dshell_kind='path' ;;
+        'maint cancel|-o' | 'maint cancel|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'maint cancel|@0') _dshell_kind='agent' ;;
+        'maint ls|--on') _dshell_kind='path' ;;
+        'maint ls|-o' | 'maint ls|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'maint schedule|--on') _dshell_kind='path' ;;
+        'maint schedule|-o' | 'maint schedule|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'maint schedule|@0') _dshell_kind='agent' ;;
         'events|-o' | 'events|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'events|@0') _dshell_kind='path' ;;
         'wait|--for') _dshell_kind='choice STAGING STARTING RUNNING KILLING FINISHED FAILED KILLED LOST ERROR' ;;

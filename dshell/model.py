@@ -141,6 +141,31 @@ class Task(msgspec.Struct, omit_defaults=True, kw_only=True):
         return self.exit_code
 
 
+class AgentDrain(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """An agent's drain in progress (Mesos DRAIN_AGENT): what still runs there, what cannot
+    move and why."""
+
+    started_at: str
+    max_grace: float | None = None  # the longest SIGTERM→SIGKILL wait of a task killed
+    tasks: int = 0  # tasks still on the agent
+    blocked: list[str] = []  # service instances that can go nowhere else, with the reason
+    window: int | None = None  # the maintenance window that started it
+
+
+class MaintenanceWindow(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A scheduled maintenance window of one agent (Mesos: a machine's unavailability)."""
+
+    agent: str
+    id: int
+    start: str  # RFC 3339
+    end: str
+    duration: float  # seconds
+    state: str  # SCHEDULED | DRAINING (the agent drains ahead of it) | ACTIVE (agent DOWN)
+    agent_state: str = "UP"
+    mount: str = ""
+    hostname: str = ""
+
+
 class Agent(msgspec.Struct, omit_defaults=True, kw_only=True):
     """A node (Mesos agent, Slurm node, Ray node) with its resources."""
 
@@ -157,6 +182,7 @@ class Agent(msgspec.Struct, omit_defaults=True, kw_only=True):
     port_ranges: list[tuple[int, int]] = []
     tasks: int = 0
     reason: str | None = None
+    drain: AgentDrain | None = None
     raw: dict[str, Any] | None = None
 
 

@@ -36,6 +36,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "tail": ("fs", "tail", "Print the end of a task's output; -f follows it."),
     "nodes": ("nodes", "nodes", "List agents (nodes) with their resources; `nodes up` undrains."),
     "drain": ("drain", "drain", "Take a node out of service (no new work placed on it)."),
+    "maint": ("maint", "maint", "Maintenance windows of nodes: schedule, ls, cancel."),
     "events": ("events", "events", "Stream state changes with sequence numbers."),
     "wait": ("wait", "wait", "Wait until tasks reach a state (default: finished)."),
     "backends": ("backends", "backends", "List installed backend plugins and their capabilities."),

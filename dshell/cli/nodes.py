@@ -1,4 +1,5 @@
-"""nodes: agents and their resources; `nodes up` returns a drained node to service."""
+"""nodes: agents and their resources; `nodes up` returns a drained node to service;
+`nodes attr` changes a node's attributes."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def nodes() -> None:
     \b
       dshell nodes /              # every cluster
       dshell nodes up n2 --on /hpc
+      dshell nodes attr a1 rack=r3 gpu-
+    STATE is UP, DRAINING, DRAINED or DOWN (a maintenance window); -o wide shows why.
     """
 
 
@@ -65,10 +68,50 @@ def nodes_ls(
 )
 @click.pass_context
 def nodes_up(ctx: click.Context, node: str, on: str | None) -> Any:
-    """Return a drained NODE to service."""
+    """Return a drained NODE to service (stops a drain in progress; on the embedded engine
+    it also ends the maintenance window that took the node out of service)."""
     from ..core import admin
 
     session = session_of(ctx)
     agent = admin.undrain(session, node, on=on)
     out, _ = out_fmt(session, None)
     out.info(f"{agent.mount}/agents/{agent.id}: {agent.state}")
+
+
+@nodes.command("attr")
+@click.argument("node")
+@click.argument("changes", nargs=-1, required=True)
+@click.option(
+    "--on", "on", metavar="PATH", help="Cluster of the node (default: the current mount)."
+)
+@output_options()
+@click.pass_context
+def nodes_attr(
+    ctx: click.Context,
+    node: str,
+    changes: tuple[str, ...],
+    on: str | None,
+    output: str | None,
+    quiet: bool,
+    raw: bool,
+) -> Any:
+    """Set (key=value) or remove (key-) attributes of NODE. Placement constraints see the
+    change for new placements; tasks already placed stay where they are.
+
+    \b
+      dshell nodes attr a1 rack=r3 ssd=yes
+      dshell nodes attr a1 ssd-
+    """
+    from ..core import admin
+    from ..maintenance import parse_attr_changes
+    from ..render.views import AGENT
+
+    to_set, to_unset = parse_attr_changes(changes)
+    session = session_of(ctx)
+    out, fmt = out_fmt(session, output, quiet, raw)
+    agent = admin.set_attributes(session, node, to_set, to_unset, on=on)
+    if output or quiet:
+        out.listing([agent], AGENT, fmt)
+    else:
+        shown = ",".join(f"{k}={v}" for k, v in sorted(agent.attributes.items())) or "-"
+        out.info(f"{agent.mount}/agents/{agent.id}: {shown}")

@@ -152,6 +152,22 @@ AGENT = View(
     lambda a: a.id,
 )
 
+MAINT = View(
+    "maintenance",
+    (
+        Column("MOUNT", field("mount")),
+        Column("AGENT", field("agent")),
+        Column("WINDOW", field("id"), align="right"),
+        Column("START", field("start")),
+        Column("END", field("end")),
+        Column("STATE", field("state")),
+        Column("AGENT_STATE", field("agent_state")),
+        Column("HOSTNAME", field("hostname"), wide=True),
+        Column("DURATION", lambda w, _h: _num(w.duration), wide=True, align="right"),
+    ),
+    lambda w: f"{w.agent}/{w.id}",
+)
+
 SERVICE = View(
     "service",
     (

@@ -131,6 +131,9 @@ class Allocator:
         }
         self.task_place: dict[str, tuple[str, str, Resources]] = {}  # task -> agent, role, res
         self.task_ports: dict[str, tuple[str, list[int]]] = {}
+        # agents in maintenance (DRAINING, DRAINED, DOWN): offered to nobody; set by
+        # dshell_local.maintenance, shared with the framework (for its explanations)
+        self.unavailable: dict[str, str] = {}
         self._offer_ids = itertools.count(1)
 
     # ---- roles and shares -----------------------------------------------------------------
@@ -174,6 +177,9 @@ class Allocator:
         """Why ``res`` does not fit now: the nearest agent and what it lacks."""
         parts = []
         for agent in self.agents.values():
+            if agent.spec.id in self.unavailable:
+                parts.append(f"{agent.spec.id}: {self.unavailable[agent.spec.id]}")
+                continue
             free = agent.free()
             short = [
                 f"{k} {getattr(res, k):g} > free {getattr(free, k):g}"
@@ -193,6 +199,8 @@ class Allocator:
     def offers_for(self, role: str) -> list[Offer]:
         offers = []
         for agent in self.agents.values():
+            if agent.spec.id in self.unavailable:
+                continue
             free = self._offerable(agent)
             if free.cpus > 1e-9 or free.mem > 1e-9:
                 offers.append(
@@ -285,6 +293,10 @@ class Allocator:
         self.task_place[task_id] = (agent_id, role, taken)
         self.task_ports[task_id] = (agent_id, ports)
         return Grant(task_id, agent_id, agent.spec.hostname, role, ports)
+
+    def set_attributes(self, agent_id: str, attributes: dict[str, str]) -> None:
+        """An operator changed the agent's attributes (new placements see them)."""
+        self.agents[agent_id].spec.attributes = dict(attributes)
 
     def port_open(self, agent_id: str, port: int) -> bool:
         """Whether ``port`` is in the agent's ranges and held by no task (no test bind)."""

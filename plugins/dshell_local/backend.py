@@ -28,6 +28,7 @@ from dshell.model import (
     FileEntry,
     Job,
     JobRun,
+    MaintenanceWindow,
     OutputChunk,
     RunSpec,
     Service,
@@ -111,6 +112,9 @@ class LocalBackend(Backend):
             Capability.SERVICES,
             Capability.DEPLOYMENTS,
             Capability.JOBS,
+            Capability.DRAIN,
+            Capability.MAINTENANCE,
+            Capability.ATTRIBUTES,
         }
     )
     options: ClassVar[dict[str, str]] = {
@@ -265,6 +269,34 @@ class LocalBackend(Backend):
 
     def stats(self) -> list[TaskStats]:
         return self.client.stats()
+
+    def admin_call(self, verb: str, **params: Any) -> Any:
+        """drain (node, reason, grace), undrain (node), attributes (node, set, unset),
+        maint_ls, maint_schedule (node, start | start_in, duration), maint_cancel (node, all)."""
+        node = params.get("node")
+        if verb == "drain":
+            body: dict[str, Any] = {"agent": node, "reason": params.get("reason")}
+            body["max_grace"] = params.get("grace")
+            return self.client.call("POST", "/agents/drain", Agent, body)
+        if verb == "undrain":
+            return self.client.call("POST", "/agents/up", Agent, {"agent": node})
+        if verb == "attributes":
+            body = {"agent": node, "set": params.get("set", {}), "unset": params.get("unset", [])}
+            return self.client.call("POST", "/agents/attributes", Agent, body)
+        if verb == "maint_ls":
+            return self.client.call("GET", "/maintenance", list[MaintenanceWindow])
+        if verb == "maint_schedule":
+            body = {
+                "agent": node,
+                "duration": params["duration"],
+                "start": params.get("start"),
+                "start_in": params.get("start_in"),
+            }
+            return self.client.call("POST", "/maintenance/schedule", MaintenanceWindow, body)
+        if verb == "maint_cancel":
+            body = {"agent": node, "all": bool(params.get("all"))}
+            return self.client.call("POST", "/maintenance/cancel", list[MaintenanceWindow], body)
+        raise UnsupportedError(self.name, f"the {verb!r} operation")
 
     def events(self, *, since: int | None = None, follow: bool = True) -> Iterator[Event]:
         return self.client.events(since or 0, follow)

@@ -46,7 +46,7 @@ from . import schedules
 from .jobapi import JobCall, JobCreate
 from .jobrecs import JobRec, RunRec, job_view
 from .state import StoreError
-from .tasks import REASON_KILLED, TaskRecord, utcnow
+from .tasks import REASON_DRAINING, REASON_KILLED, TaskRecord, utcnow
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -227,6 +227,17 @@ class JobController:
             why = "killed by a user" if run.kill_reason == "killed" else "replaced by a newer run"
             self._finish(rec, run, "KILLED", why)
             return
+        if task.reason == REASON_DRAINING and run.kill_reason is None:
+            # its agent was drained: like a lost attempt, run again elsewhere at once, and
+            # not counted against the job's retries (the job did not fail)
+            run.drained += 1
+            run.state, run.task_id = "RETRYING", None
+            run.retry_at = time.time()
+            run.message = f"attempt {run.attempt} killed by a drain: {task.message}; again"
+            self.save(rec)
+            if self._started:
+                self._arm_retry(rec, run)
+            return
         if run.kill_reason == "timeout":
             outcome, why = "TIMED_OUT", f"timed out after {rec.spec.timeout:g}s (killed)"
         elif task.reason == REASON_KILLED:
@@ -247,7 +258,7 @@ class JobController:
 
     def _may_retry(self, rec: JobRec, run: RunRec) -> bool:
         spec = rec.spec
-        if spec.retries != -1 and run.attempt > spec.retries:
+        if spec.retries != -1 and run.attempt - run.drained > spec.retries:
             return False
         deadline = spec.retry_deadline
         if deadline is None or run.first_start is None:

@@ -12,6 +12,8 @@ Example::
     stats_interval = 2.0        # usage sampling while tasks run (agents' `used`)
     log_max_bytes = 10485760    # engine.log rotation
     log_backups = 5
+    maintenance_lead = 600.0    # drain an agent this long before its maintenance window
+                                # (at least kill_grace + 30 s)
 
     [sandbox]
     max_age = 604800            # finished sandboxes older than this (s) are removed
@@ -55,6 +57,7 @@ from pathlib import Path
 import msgspec
 from dshell import paths
 from dshell.errors import ConfigError
+from dshell.maintenance import attribute_problem
 
 from dshell_zk.url import ZkTarget, parse_zk_url, split_credentials
 
@@ -85,6 +88,7 @@ class EngineSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     stats_interval: float = 2.0
     pids_limit: int = 4096
     isolation: str = "auto"  # auto: cgroups when usable, else rlimits | rlimit | none (= rlimit)
+    maintenance_lead: float = 600.0  # an agent drains this long before its maintenance window
 
 
 class SandboxSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -196,6 +200,8 @@ def resolve(parsed: FileConfig, path: str | None) -> EngineConfig:
             f"{', '.join(ISOLATIONS)}, not {isolation!r}"
         )
     parsed.engine.isolation = isolation
+    if not 0 <= parsed.engine.maintenance_lead <= 7 * 86400:  # also rejects NaN
+        raise ConfigError(f"{where}: engine.maintenance_lead must be 0 to 604800 seconds")
     return EngineConfig(
         path=path,
         engine=parsed.engine,
@@ -228,6 +234,9 @@ def _resolve_agent(cfg: AgentConfig, index: int, where: str) -> AgentSpec:
     if disk is None:
         paths.state_dir().mkdir(parents=True, exist_ok=True)
         disk = float(shutil.disk_usage(paths.state_dir()).total // (1024 * 1024))
+    for name, value in cfg.attributes.items():
+        if problem := attribute_problem(name, value):
+            raise ConfigError(f"{where}: agent {ident!r}: {problem}")
     ports = cfg.ports if cfg.ports is not None else [DEFAULT_PORTS]
     for lo, hi in ports:
         if not 0 < lo <= hi < 65536:

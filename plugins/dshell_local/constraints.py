@@ -180,6 +180,11 @@ class Placements:
     def tally(self, group: str) -> Tally:
         return self._groups.get(group) or Tally()
 
+    def resite(self, sites: Mapping[str, Site]) -> None:
+        """The agents' attributes changed: count every placed task on its agent as it is now."""
+        for task_id, (group, old) in list(self._where.items()):
+            self.place(task_id, group, sites.get(old.id, old))
+
     def agents(self, group: str) -> list[str]:
         """The agent of each of the group's placed tasks, oldest first."""
         return [s.id for s in self.tally(group).sites()]
@@ -388,15 +393,20 @@ def explain_wait(
     placed: Tally,
     spread: Spread | None,
     total_agents: int | None = None,
+    unavailable: Mapping[str, str] | None = None,
 ) -> str | None:
     """Why a task whose agents are ``sites`` (:func:`eligible`) waits; None if some agent the
-    constraints admit has room now (then the wait is not about placement)."""
+    constraints admit has room now (then the wait is not about placement). ``unavailable``:
+    agents in maintenance, and their state."""
     blocked: dict[Rule, list[tuple[Site, str]]] = {}
     roomless: list[str] = []
     for site in sites:
         hit = first_refusal(rules, site, placed, spread)
         if hit is not None:
             blocked.setdefault(hit[0], []).append((site, hit[1]))
+            continue
+        if unavailable and site.id in unavailable:
+            roomless.append(f"{site.id}: {unavailable[site.id]}")
             continue
         avail = free(site.id)
         if res.fits_in(avail):
@@ -476,9 +486,12 @@ def plan_placement(
     the framework would now (without launching anything): the dry-run placement plan.
 
     ``agents_with_free``: (agent, free resources) pairs, or the engine's allocator (its agents
-    as they are now); ``group_placed``: the agents (or agent ids) of the group's active tasks.
+    as they are now, those in maintenance taking nothing); ``group_placed``: the agents (or
+    agent ids) of the group's active tasks.
     """
+    away: Mapping[str, str] = {}
     if not isinstance(agents_with_free, Sequence):
+        away = agents_with_free.unavailable
         table = agents_with_free.agents.values()
         agents_with_free = list(zip(sites_of(table), (a.free() for a in table), strict=True))
     by_id = {s.id: s for s, _ in agents_with_free}
@@ -501,13 +514,15 @@ def plan_placement(
             (
                 s
                 for s in usable
-                if resources.fits_in(free[s.id]) and first_refusal(rules, s, tally, spread) is None
+                if s.id not in away
+                and resources.fits_in(free[s.id])
+                and first_refusal(rules, s, tally, spread) is None
             ),
             None,
         )
         if site is None:
             why = explain_wait(
-                rules, resources, usable, free.__getitem__, tally, spread, len(sites)
+                rules, resources, usable, free.__getitem__, tally, spread, len(sites), away
             )
             out.append(None)
             reasons.append(why or "waiting for resources")

@@ -34,6 +34,7 @@ from .engine import Engine
 from .execadapter import connect_executor
 from .execport import ExecutorError, ExecutorPort
 from .execsession import exec_handler
+from .maintenance import MaintenanceController
 from .routes import CONTEXT, Context, add_routes
 from .sandbox import Sandboxes
 from .server import Listeners, make_app, tls_context
@@ -85,18 +86,24 @@ class Daemon:
         self.hello = await executor.hello()
         self._check_protocol()
         recovery.load(engine)
+        clock, max_sleep = clock_from_env()
         services = ServiceController(engine, await self._announcer())
         services.load()  # before reconciling: exits found now count as the services' crashes
-        jobs = JobController(engine, *clock_from_env())
+        jobs = JobController(engine, clock, max_sleep)
         jobs.load()  # likewise: exits found now end the jobs' runs
+        maint = MaintenanceController(engine, services, jobs, clock, max_sleep)
+        maint.load()  # before any placement: agents in maintenance are offered to nobody
         self.recovered = await recovery.reconcile(engine)
         engine.set_ready()
         services.start()
         jobs.start()
+        maint.start()
         executor.on_lost(lambda: engine.spawn_bg(self._reconnect(engine)))
         app = make_app(self.cfg.token)
         sampler = StatsSampler(engine)
-        app[CONTEXT] = Context(engine, sampler, self.status, self.request_stop, services, jobs)
+        app[CONTEXT] = Context(
+            engine, sampler, self.status, self.request_stop, services, jobs, maint
+        )
         add_routes(app)
         add_stream_routes(app)
         app.router.add_get(f"{api.API_PREFIX}/tasks/{{id}}/exec", exec_handler)
@@ -110,6 +117,7 @@ class Daemon:
         await self.stopping.wait()
         await services.close()  # first: nothing may relaunch the instances stopped below
         await jobs.close()
+        await maint.close()
         if services.announcer is not None:
             await services.announcer.close()  # its ephemeral members go with the session
         await self._shutdown(engine, executor, store, listeners, gc)

@@ -75,6 +75,7 @@ class Engine:
         self.allocator = Allocator(cfg.agents, cfg.roles)
         self.framework = MetaFramework(placement.sites_of(self.allocator.agents.values()))
         self.framework.port_open = self.allocator.port_open
+        self.framework.unavailable = self.allocator.unavailable
         self.bus = EventBus(store, cfg.engine.event_retention)
         store.on_rollback(self.bus.rollback)
         self.ids = IdGenerator()
@@ -302,6 +303,9 @@ class Engine:
             task.state, report.exit_code, report.signal, report.oom, report.lost
         )
         task.exit_code, task.signal = report.exit_code, report.signal or None
+        if state is TaskState.KILLED and rec.rt.kill_cause:
+            reason = rec.rt.kill_cause
+            message = f"{message} ({rec.rt.kill_note})" if rec.rt.kill_note else message
         transition(task, state, reason=reason, message=message)
         self.save(rec)
         self.finalize(rec, spawned=True)
@@ -363,14 +367,31 @@ class Engine:
             self.get(task_id)  # NotFoundError if it never existed
         return rec
 
-    async def kill(self, task_id: str, grace: float | None = None) -> Task:
-        """SIGTERM to the task's session, ``grace`` seconds, then SIGKILL to its cgroup."""
+    async def kill(
+        self,
+        task_id: str,
+        grace: float | None = None,
+        cause: tuple[str, str] | None = None,
+    ) -> Task:
+        """SIGTERM to the task's session, ``grace`` seconds, then SIGKILL to its cgroup.
+        ``cause``: (end reason, why) of a kill that is not a user's (an agent's drain)."""
         rec = self._active(task_id)
         if rec is None:
             return self.get(task_id)
         task = rec.task
         if task.state is TaskState.KILLING:
+            if grace is not None and task.pid is not None:  # a shorter deadline wins
+                deadline = time.time() + max(0.0, grace)
+                if rec.rt.kill_deadline is None or deadline < rec.rt.kill_deadline:
+                    rec.rt.kill_deadline = deadline
+                    self.save(rec, None)
+                    old = self.timers.pop(task_id, None)
+                    if old is not None:
+                        old.cancel()
+                    self.arm_kill_timer(rec)
             return task
+        if cause is not None:
+            rec.rt.kill_cause, rec.rt.kill_note = cause
         if task.state is TaskState.STAGING:
             self.framework.remove(task_id)
             transition(task, TaskState.KILLED, reason=REASON_KILLED, message="killed before launch")
@@ -380,7 +401,7 @@ class Engine:
             return task
         rec.rt.grace = self.cfg.engine.kill_grace if grace is None else max(0.0, grace)
         rec.rt.kill_deadline = time.time() + rec.rt.grace
-        transition(task, TaskState.KILLING, reason=REASON_KILLED)
+        transition(task, TaskState.KILLING, reason=rec.rt.kill_cause or REASON_KILLED)
         self.save(rec)
         await self.store.commit()
         if task.pid is not None:  # else the launch path terminates it once spawned

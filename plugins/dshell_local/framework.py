@@ -49,6 +49,9 @@ class MetaFramework:
         self._needs: dict[str, cons.Need] = {}  # active tasks with a group, until they end
         # is a host port free on an agent (set by the engine: the allocator knows)
         self.port_open: Callable[[str, int], bool] = lambda _agent, _port: True
+        # agents in maintenance and why (the allocator's, set by the engine): never offered,
+        # named in the explanation of a waiting task
+        self.unavailable: dict[str, str] = {}
         self.placements = cons.Placements()
         self._usable: dict[
             tuple[tuple[cons.Rule, ...], Shape], tuple[list[cons.Site], cons.Spread]
@@ -73,6 +76,13 @@ class MetaFramework:
         self._needs.pop(task_id, None)
         self.placements.forget(task_id)
         return self._dequeue(task_id)
+
+    def set_sites(self, sites: Iterable[cons.Site]) -> None:
+        """The agents' attributes changed: new placements see them (so do the groups'
+        counts of tasks already placed, which stay where they run)."""
+        self._sites = {s.id: s for s in sites}
+        self._usable.clear()
+        self.placements.resite(self._sites)
 
     def restore(self, records: Iterable[TaskRecord]) -> None:
         """After a restart: the groups and constraints of recovered tasks (kept in their
@@ -254,7 +264,14 @@ class MetaFramework:
                     usable, spread = self._usable_sites(need.rules, res)
                     placed = self.placements.tally(need.group)
                     seen[key] = cons.explain_wait(
-                        need.rules, res, usable, free, placed, spread, len(self._sites)
+                        need.rules,
+                        res,
+                        usable,
+                        free,
+                        placed,
+                        spread,
+                        len(self._sites),
+                        self.unavailable,
                     )
                 message = seen[key]
                 if message is not None:

@@ -40,6 +40,7 @@ class RunRec(msgspec.Struct, kw_only=True, omit_defaults=True):
     attempt_start: float | None = None  # wall time the current attempt started running
     retry_at: float | None = None  # wall time of the next attempt (RETRYING)
     kill_reason: str | None = None  # timeout | killed | replaced
+    drained: int = 0  # attempts killed by their agent's maintenance (not counted as retries)
     started_at: str | None = None
     finished_at: str | None = None
     duration: float | None = None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 from aiohttp import web
-from dshell.errors import UsageError
+from dshell.errors import NotFoundError, UsageError
 from dshell.model import Framework, RunSpec, Task
 
 from . import api
@@ -24,6 +24,7 @@ from .svcapi import DeployRequest, ServiceCall
 
 if TYPE_CHECKING:
     from .batch import JobController
+    from .maintenance import MaintenanceController
 
 
 @dataclass
@@ -36,11 +37,17 @@ class Context:
     shutdown: Callable[[bool], None]
     services: ServiceController | None = None
     jobs: JobController | None = None
+    maintenance: MaintenanceController | None = None
 
     def controller(self) -> ServiceController:
         if self.services is None:
             raise UsageError("this engine runs no services controller")
         return self.services
+
+    def maint(self) -> MaintenanceController:
+        if self.maintenance is None:
+            raise UsageError("this engine runs no maintenance controller")
+        return self.maintenance
 
     def job_controller(self) -> JobController:
         if self.jobs is None:
@@ -160,7 +167,48 @@ async def list_files(request: web.Request) -> web.Response:
 async def agents(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     used = used_by_agent(ctx.engine, ctx.sampler.latest())
-    return json_response(ctx.engine.allocator.agent_views(used))
+    views = ctx.engine.allocator.agent_views(used)
+    if ctx.maintenance is not None:
+        views = ctx.maintenance.decorate(views)
+    return json_response(views)
+
+
+async def agent_verb(request: web.Request) -> web.Response:
+    """``POST /v1/agents/{drain|up|attributes}``."""
+    from .maintapi import AgentRequest, AttributesRequest, DrainRequest
+
+    maint = ctx_of(request).maint()
+    verb = request.match_info["verb"]
+    if verb == "drain":
+        result = maint.drain(await decode_body(request, DrainRequest))
+    elif verb == "up":
+        result = maint.up((await decode_body(request, AgentRequest)).agent)
+    elif verb == "attributes":
+        result = maint.set_attributes(await decode_body(request, AttributesRequest))
+    else:
+        raise NotFoundError(f"no such verb {verb!r}")
+    await ctx_of(request).engine.store.commit()
+    return json_response(result)
+
+
+async def list_windows(request: web.Request) -> web.Response:
+    return json_response(ctx_of(request).maint().windows())
+
+
+async def maintenance_verb(request: web.Request) -> web.Response:
+    """``POST /v1/maintenance/{schedule|cancel}``."""
+    from .maintapi import CancelRequest, ScheduleRequest
+
+    ctx = ctx_of(request)
+    verb = request.match_info["verb"]
+    if verb == "schedule":
+        result: object = ctx.maint().schedule(await decode_body(request, ScheduleRequest))
+    elif verb == "cancel":
+        result = ctx.maint().cancel(await decode_body(request, CancelRequest))
+    else:
+        raise NotFoundError(f"no such verb {verb!r}")
+    await ctx.engine.store.commit()
+    return json_response(result)
 
 
 async def roles(request: web.Request) -> web.Response:
@@ -240,6 +288,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{p}/tasks/{{id}}/wait", wait)
     app.router.add_get(f"{p}/tasks/{{id}}/files", list_files)
     app.router.add_get(f"{p}/agents", agents)
+    app.router.add_post(f"{p}/agents/{{verb}}", agent_verb)
+    app.router.add_get(f"{p}/maintenance", list_windows)
+    app.router.add_post(f"{p}/maintenance/{{verb}}", maintenance_verb)
     app.router.add_get(f"{p}/roles", roles)
     app.router.add_get(f"{p}/frameworks", frameworks)
     app.router.add_get(f"{p}/services", list_services)

@@ -63,7 +63,7 @@ from dshell.specs.model import GroupSpec, ServiceSpec
 from . import thermos
 from .submit import INSTANCE_LABEL, SERVICE_LABEL, VERSION_LABEL
 from .svcapi import DeployRequest, PlanItem, ServiceCall
-from .tasks import REASON_KILLED, TaskRecord, utcnow
+from .tasks import REASON_DRAINING, REASON_KILLED, TaskRecord, utcnow
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -190,6 +190,9 @@ class ServiceController:
         self.killing: set[str] = set()  # killed by the controller (not a crash)
         self.health_killed: set[str] = set()  # killed for failing health checks (a crash)
         self.announced: set[str] = set()
+        # instances on agents in maintenance that cannot move (no other agent may take
+        # them): task id -> why (dshell_local.maintenance reports it as the drain's blocker)
+        self.blocked: dict[str, str] = {}
         self._seen: dict[str, TaskState] = {}
         self._watched: set[str] = set()
         self._dirty: set[str] = set()
@@ -267,6 +270,7 @@ class ServiceController:
         self.members.get(name, set()).discard(task.id)
         self.ready.discard(task.id)
         self._unwatch(task.id)
+        self.blocked.pop(task.id, None)
         timer = self._stable.pop(task.id, None)
         if timer is not None:
             timer.cancel()
@@ -277,8 +281,8 @@ class ServiceController:
         svc = self.services.get(name)
         if svc is None or expected:
             return
-        if task.reason == REASON_KILLED and not health_kill:
-            return  # a user's kill: replaced at once, not a crash
+        if task.reason in (REASON_KILLED, REASON_DRAINING) and not health_kill:
+            return  # a user's kill, or its agent's maintenance: replaced at once, not a crash
         self._crashed(svc, task.labels.get(VERSION_LABEL), task.id)
 
     def _crashed(self, svc: ServiceRec, version: str | None, task_id: str) -> None:
@@ -469,14 +473,20 @@ class ServiceController:
         if dep is not None and dep.state == "PAUSED":
             pass
         elif dep is not None and dep.state == "RUNNING":
-            launches, kills = self._rolling(svc, dep, live, alive)
+            launches, kills = self._rolling(svc, dep.to_version, live, alive)
+        elif any(r.task.agent_id in self.engine.allocator.unavailable for r in alive):
+            launches, kills = self._rolling(svc, svc.version, live, alive)  # a drain: move
         elif len(alive) < n:
             launches = [(svc.version, i) for i in self._free_indices(alive, n - len(alive))]
         elif len(alive) > n:
             kills = self._surplus(svc, alive, len(alive) - n)
         await self._announce(svc, live)
+        away = self.engine.allocator.unavailable
         for rec in kills:
-            self._kill(svc, rec, "surplus" if dep is None else f"deployment {dep.id}")
+            if rec.task.agent_id in away:
+                self._kill(svc, rec, f"agent {rec.task.agent_id} in maintenance", drained=True)
+            else:
+                self._kill(svc, rec, "surplus" if dep is None else f"deployment {dep.id}")
         if kills:
             self.engine.crash.hit("svc_after_kill")
         message = None
@@ -534,32 +544,64 @@ class ServiceController:
     def _rolling(
         self,
         svc: ServiceRec,
-        dep: DeploymentRec,
+        version: str,
         live: list[TaskRecord],
         alive: list[TaskRecord],
     ) -> tuple[list[tuple[str, int]], list[TaskRecord]]:
-        spec = svc.spec(dep.to_version)
+        """Replace the instances not of ``version`` (a deployment) or on an agent in
+        maintenance (a drain) by instances of ``version`` elsewhere, under the upgrade
+        strategy: never fewer than ⌈n·minimumHealthCapacity⌉ healthy."""
+        spec = svc.spec(version)
         n = svc.instances
         strategy = spec.upgrade_strategy
         min_healthy = math.ceil(n * strategy.minimum_health_capacity - 1e-9)
         max_total = n + math.floor(n * strategy.maximum_over_capacity + 1e-9)
         if min_healthy == max_total and len(live) >= max_total and n > 0:
             max_total += 1  # Marathon: one extra instance, else nothing could ever move
-        new = [r for r in alive if r.task.labels.get(VERSION_LABEL) == dep.to_version]
-        old = [r for r in alive if r.task.labels.get(VERSION_LABEL) != dep.to_version]
+        away = self.engine.allocator.unavailable
+        new = [
+            r
+            for r in alive
+            if r.task.labels.get(VERSION_LABEL) == version and r.task.agent_id not in away
+        ]
+        old = [r for r in alive if r not in new]
+        stuck = self._stuck(svc, spec, old, n - len(new))
+        old = [r for r in old if r not in stuck]
         ready_new = [r for r in new if self.is_ready(svc, r)]
         healthy_old = [r for r in old if self.is_ready(svc, r)]
         unhealthy_old = [r for r in old if not self.is_ready(svc, r)]
         kills: list[TaskRecord] = list(unhealthy_old)
         budget = len(healthy_old) + len(ready_new) - min_healthy
+        budget += sum(1 for r in stuck if self.is_ready(svc, r))
         ordered = self._kill_order(spec, healthy_old)
         kills.extend(ordered[: max(0, budget)])
         if len(new) > n:  # scaled down during the deployment
             kills.extend(self._surplus(svc, new, len(new) - n))
         room = max_total - len(live)
-        count = max(0, min(n - len(new), room))
-        launches = [(dep.to_version, i) for i in self._free_indices(new, count)]
+        count = max(0, min(n - len(new) - len(stuck), room))
+        launches = [(version, i) for i in self._free_indices(new + stuck, count)]
         return launches, kills
+
+    def _stuck(
+        self, svc: ServiceRec, spec: ServiceSpec, old: list[TaskRecord], missing: int
+    ) -> list[TaskRecord]:
+        """The instances on agents in maintenance that must stay because no agent may take
+        their replacement (recorded in ``blocked`` with the reason)."""
+        away = self.engine.allocator.unavailable
+        evacuees = [r for r in old if r.task.agent_id in away]
+        for r in evacuees:
+            self.blocked.pop(r.task.id, None)
+        if not evacuees or missing <= 0:
+            return []
+        from .evacuate import blocker
+
+        why = blocker(self.engine, svc.name, spec)
+        if why is None:
+            return []
+        stuck = self._kill_order(spec, evacuees)[::-1][:missing]  # those it would stop last
+        for r in stuck:
+            self.blocked[r.task.id] = f"service {svc.name} instance {r.task.id}: {why}"
+        return stuck
 
     def _check_done(self, svc: ServiceRec) -> None:
         dep = svc.deployment
@@ -669,7 +711,7 @@ class ServiceController:
             finalization_wait=self.engine.cfg.engine.kill_grace if grace is None else grace,
         )
 
-    def _kill(self, svc: ServiceRec, rec: TaskRecord, why: str) -> None:
+    def _kill(self, svc: ServiceRec, rec: TaskRecord, why: str, drained: bool = False) -> None:
         task_id = rec.task.id
         if task_id not in self.health_killed:
             self.killing.add(task_id)
@@ -677,9 +719,11 @@ class ServiceController:
         self.ready.discard(task_id)
         spec = svc.spec_of(rec)
         log.info("service %s: killing %s (%s)", svc.name, task_id, why)
-        self.engine.spawn_bg(self._stop_instance(rec, spec))
+        self.engine.spawn_bg(self._stop_instance(rec, spec, drained))
 
-    async def _stop_instance(self, rec: TaskRecord, spec: ServiceSpec) -> None:
+    async def _stop_instance(
+        self, rec: TaskRecord, spec: ServiceSpec, drained: bool = False
+    ) -> None:
         task_id = rec.task.id
         await self._withdraw(task_id)
         life = spec.lifecycle
@@ -694,8 +738,11 @@ class ServiceController:
                     await graceful_shutdown("127.0.0.1", port, life, exited)
                 finally:
                     waiter.cancel()
+        cause = None
+        if drained:  # moved off by a drain: its end says so
+            cause = (REASON_DRAINING, f"moved off agent {rec.task.agent_id} (maintenance)")
         with contextlib.suppress(NotFoundError, ConflictError):
-            await self.engine.kill(task_id, spec.kill_grace_period)
+            await self.engine.kill(task_id, spec.kill_grace_period, cause)
 
     async def _exited(self, task_id: str, exited: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutExpired, NotFoundError):

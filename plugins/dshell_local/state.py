@@ -37,6 +37,7 @@ CREATE INDEX IF NOT EXISTS tasks_idem ON tasks(idem_key) WHERE idem_key IS NOT N
 CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS services (name TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS job_runs (
     job TEXT NOT NULL,
     n INTEGER NOT NULL,
@@ -139,6 +140,22 @@ class Store:
         """Every service record, by name."""
         self._apply()
         rows = self._db.execute("SELECT data FROM services ORDER BY name").fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def put_agent(self, agent_id: str, data: bytes) -> None:
+        """Write an agent's admin record (maintenance state, attribute changes, windows)."""
+        self._apply()
+        self._begin()
+        self._db.execute(
+            "INSERT INTO agents(id, data) VALUES (?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET data=excluded.data",
+            (agent_id, data),
+        )
+
+    def agents(self) -> list[bytes]:
+        """Every agent admin record, by id."""
+        self._apply()
+        rows = self._db.execute("SELECT data FROM agents ORDER BY id").fetchall()
         return [bytes(r[0]) for r in rows]
 
     def put_job(self, name: str, data: bytes | None) -> None:

@@ -31,6 +31,7 @@ REASON_LOST = "REASON_EXECUTOR_TERMINATED"
 REASON_SANDBOX = "REASON_SANDBOX_ERROR"
 REASON_LAUNCH = "REASON_LAUNCH_FAILED"
 REASON_WAITING = "REASON_WAITING_FOR_RESOURCES"
+REASON_DRAINING = "REASON_AGENT_DRAINING"  # killed because its agent was drained or went DOWN
 
 _ALLOWED: dict[TaskState, frozenset[TaskState]] = {
     TaskState.STAGING: frozenset(
@@ -65,6 +66,8 @@ class TaskRuntime(msgspec.Struct, omit_defaults=True, kw_only=True):
     start_time: float | None = None  # the process start time reported by the executor
     grace: float | None = None
     kill_deadline: float | None = None  # epoch seconds when SIGKILL is due
+    kill_cause: str | None = None  # the end reason of a kill that was not a user's (drain)
+    kill_note: str | None = None  # ... and why, appended to the end message
     tty: bool = False
     port_names: list[str] = []
     port_numbers: list[int] = []  # fixed host ports aligned with port_names (0: any)

@@ -84,6 +84,27 @@ def test_drain_and_nodes_up_verbs(hpc: CliRunner) -> None:
     assert row["state"] == "UP"
 
 
+def test_drain_wait_and_unsupported_maintenance(hpc: CliRunner) -> None:
+    """Slurm drains (an idle node is DRAINED at once, so --wait returns) but has no
+    maintenance windows, attribute changes nor --grace: exit 10 naming what is missing."""
+    try:
+        r = hpc("drain n2 --on /hpc --wait --timeout 60s -o json")
+        assert r.status == 0, r.stderr
+        assert json.loads(r.stdout)[0]["state"] == "DRAINED"
+        grace = hpc("drain n2 --on /hpc --grace 5s")
+        assert grace.status == ExitCode.UNSUPPORTED and "--grace" in grace.stderr
+    finally:
+        assert hpc("nodes up /hpc/agents/n2").status == 0
+    for line, what in [
+        ("maint ls --on /hpc", "maintenance windows"),
+        ("maint schedule /hpc/agents/n1 --start now+1h --duration 1h", "maintenance windows"),
+        ("maint cancel /hpc/agents/n1", "maintenance windows"),
+        ("nodes attr /hpc/agents/n1 rack=r1", "changing node attributes"),
+    ]:
+        res = hpc(line)
+        assert res.status == ExitCode.UNSUPPORTED and what in res.stderr, (line, res.stderr)
+
+
 def test_run_after_and_partition(hpc: CliRunner) -> None:
     first = hpc("run -d --on /hpc --name cli-first --partition debug -- sleep 1")
     assert first.status == 0, first.stderr
