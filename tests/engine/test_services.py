@@ -419,8 +419,10 @@ def test_crash_in_the_middle_of_a_deployment_resumes_it(
     monkeypatch.delenv("DSHELL_ENGINE_CRASH_POINT")
     control.start()
     ok(cli, "svc wait web --deployed --timeout 90")
-    svc = status(cli, "web")
-    assert svc["version"] == "v2" and svc["healthy"] == 3
+    assert status(cli, "web")["version"] == "v2"
+    # health is a live signal: on a loaded machine one check can time out just after the
+    # deployment ended (a single failure, not a replacement — the start log below says so)
+    wait_until(lambda: status(cli, "web")["healthy"] == 3, timeout=60, what="3 healthy")
     deps = json.loads(ok(cli, "svc deployments web -o json"))
     assert [(d["version"], d["state"]) for d in deps] == [("v1", "SUCCEEDED"), ("v2", "SUCCEEDED")]
     log = events(tmp_path)
