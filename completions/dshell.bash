@@ -12,8 +12,8 @@ _dshell_node() {
     _dshell_descs=()
     case "$1" in
         '')
-            _dshell_subs='ps inspect run exec kill top svc job mount umount ls cd pwd cat tail nodes drain maint events wait backends engine completion help'
-            _dshell_descs=('ps:List tasks of every mount under PATH (default: the current path).' 'inspect:Show one task (id, unique prefix or path) with its full state history.' 'run:Launch a task: `run [OPTIONS] -- CMD [ARGS…]` (argv, no shell) or...' 'exec:Run COMMAND in a running task'\''s sandbox, environment and cgroups.' 'kill:Stop tasks: SIGTERM to the task'\''s session, the grace period, then...' 'top:Live view of agents and tasks with CPU %, RSS and allocated vs used.' 'svc:Long-running services: deploy, scale, restart, roll back, wait...' 'job:Batch jobs: run now, on cron or ISO 8601 schedules, or after other...' 'mount:Attach a cluster at TARGET; bare `mount` lists the mount table.' 'umount:Detach the cluster mounted at TARGET.' 'ls:List a namespace directory (/, a mount, its tasks, agents, svc,...' 'cd:Change the current namespace path (the REPL and runbooks keep it...' 'pwd:Print the current namespace path.' 'cat:Print files of task sandboxes (`cat /local/tasks/ID/stdout`, or...' 'tail:Print the end of a task'\''s output (a sandbox path or a task id); -f...' 'nodes:List the agents (nodes) of every mount under PATH with total,...' 'drain:Drain NODE (an id, or /MOUNT/agents/ID): no new work is placed on it.' 'maint:Maintenance windows: a node is drained ahead of its window (see...' 'events:Stream state changes of every mount under PATH, each with its...' 'wait:Wait until each task reaches a state; print the tasks.' 'backends:List backend plugins (entry points in group dshell.backends) with...' 'engine:Control the embedded engine (the /local cluster).' 'completion:Print a completion script: `source <(dshell completion bash)`.' 'help:List verbs, or show the help of one (`help svc deploy`).')
+            _dshell_subs='ps inspect run exec kill top svc job mount umount ls cd pwd cat tail nodes drain maint quota reserve unreserve events wait backends engine completion help'
+            _dshell_descs=('ps:List tasks of every mount under PATH (default: the current path).' 'inspect:Show one task (id, unique prefix or path) with its full state history.' 'run:Launch a task: `run [OPTIONS] -- CMD [ARGS…]` (argv, no shell) or...' 'exec:Run COMMAND in a running task'\''s sandbox, environment and cgroups.' 'kill:Stop tasks: SIGTERM to the task'\''s session, the grace period, then...' 'top:Live view of agents and tasks with CPU %, RSS and allocated vs used.' 'svc:Long-running services: deploy, scale, restart, roll back, wait...' 'job:Batch jobs: run now, on cron or ISO 8601 schedules, or after other...' 'mount:Attach a cluster at TARGET; bare `mount` lists the mount table.' 'umount:Detach the cluster mounted at TARGET.' 'ls:List a namespace directory (/, a mount, its tasks, agents, svc,...' 'cd:Change the current namespace path (the REPL and runbooks keep it...' 'pwd:Print the current namespace path.' 'cat:Print files of task sandboxes (`cat /local/tasks/ID/stdout`, or...' 'tail:Print the end of a task'\''s output (a sandbox path or a task id); -f...' 'nodes:List the agents (nodes) of every mount under PATH with total,...' 'drain:Drain NODE (an id, or /MOUNT/agents/ID): no new work is placed on it.' 'maint:Maintenance windows: a node is drained ahead of its window (see...' 'quota:Quota limits and weights of roles (Mesos quota limits and role...' 'reserve:Reserve part of NODE for ROLE (cpus=N mem=MiB disk=MiB; Mesos...' 'unreserve:Give back ROLE'\''s reservation on NODE: all of it, or the sizes given...' 'events:Stream state changes of every mount under PATH, each with its...' 'wait:Wait until each task reaches a state; print the tasks.' 'backends:List backend plugins (entry points in group dshell.backends) with...' 'engine:Control the embedded engine (the /local cluster).' 'completion:Print a completion script: `source <(dshell completion bash)`.' 'help:List verbs, or show the help of one (`help svc deploy`).')
             _dshell_opts='--version --debug --color -h --help'
             _dshell_vopts='--color'
             ;;
@@ -232,6 +232,31 @@ _dshell_node() {
             _dshell_opts='--start --duration --on -o --output -q --quiet --raw -h --help'
             _dshell_vopts='--start --duration --on -o --output'
             ;;
+        'quota')
+            _dshell_subs='ls rm set'
+            _dshell_descs=('ls:List the roles with a quota, a weight, a reservation or work:...' 'rm:Remove the limits and weight of ROLE (its waiting tasks may start;...' 'set:Set limits of ROLE (cpus=N mem=MiB disk=MiB) and/or its weight=N;...')
+            _dshell_opts='-h --help'
+            ;;
+        'quota ls')
+            _dshell_opts='--on -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--on -o --output'
+            ;;
+        'quota rm')
+            _dshell_opts='--on -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--on -o --output'
+            ;;
+        'quota set')
+            _dshell_opts='--on -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--on -o --output'
+            ;;
+        'reserve')
+            _dshell_opts='--on -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--on -o --output'
+            ;;
+        'unreserve')
+            _dshell_opts='--on -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--on -o --output'
+            ;;
         'events')
             _dshell_opts='--since --no-follow -o --output -q --quiet --raw -h --help'
             _dshell_vopts='--since -o --output'
@@ -371,6 +396,18 @@ _dshell_value() {
         'maint schedule|--on') _dshell_kind='path' ;;
         'maint schedule|-o' | 'maint schedule|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'maint schedule|@0') _dshell_kind='agent' ;;
+        'quota ls|--on') _dshell_kind='path' ;;
+        'quota ls|-o' | 'quota ls|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'quota rm|--on') _dshell_kind='path' ;;
+        'quota rm|-o' | 'quota rm|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'quota set|--on') _dshell_kind='path' ;;
+        'quota set|-o' | 'quota set|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'reserve|--on') _dshell_kind='path' ;;
+        'reserve|-o' | 'reserve|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'reserve|@0') _dshell_kind='agent' ;;
+        'unreserve|--on') _dshell_kind='path' ;;
+        'unreserve|-o' | 'unreserve|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'unreserve|@0') _dshell_kind='agent' ;;
         'events|-o' | 'events|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'events|@0') _dshell_kind='path' ;;
         'wait|--for') _dshell_kind='choice STAGING STARTING RUNNING KILLING FINISHED FAILED KILLED LOST ERROR' ;;

@@ -152,6 +152,19 @@ class AgentDrain(msgspec.Struct, omit_defaults=True, kw_only=True):
     window: int | None = None  # the maintenance window that started it
 
 
+class RoleQuota(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A role's quota limits (absent: unlimited), weight, holdings and reservations."""
+
+    role: str
+    weight: float = 1.0
+    limits: dict[str, float] = {}  # cpus, mem (MiB), disk (MiB)
+    allocated: Resources = msgspec.field(default_factory=Resources)
+    reserved: Resources = msgspec.field(default_factory=Resources)  # on all agents
+    share: float = 0.0  # weighted dominant share (DRF)
+    pending: int = 0  # tasks waiting
+    mount: str = ""
+
+
 class MaintenanceWindow(msgspec.Struct, omit_defaults=True, kw_only=True):
     """A scheduled maintenance window of one agent (Mesos: a machine's unavailability)."""
 
@@ -176,6 +189,7 @@ class Agent(msgspec.Struct, omit_defaults=True, kw_only=True):
     backend: str = ""
     total: Resources = msgspec.field(default_factory=Resources)
     reserved: Resources = msgspec.field(default_factory=Resources)
+    reservations: dict[str, Resources] = {}  # role -> reserved for it
     allocated: Resources = msgspec.field(default_factory=Resources)
     used: Resources = msgspec.field(default_factory=Resources)
     attributes: dict[str, str] = {}

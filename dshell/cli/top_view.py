@@ -19,10 +19,12 @@ def agents_table(agents: Sequence[Any]) -> Any:
     from rich.text import Text
 
     table = Table(title="agents", title_justify="left", expand=False)
-    for h in ("MOUNT", "AGENT", "STATE", "CPU alloc", "MEM alloc", "CPU used", "MEM used", "TASKS"):
+    heads = ("MOUNT", "AGENT", "STATE", "CPU alloc", "MEM alloc", "CPU used", "MEM used", "TASKS")
+    reserving = any(a.reserved.cpus or a.reserved.mem for a in agents)
+    for h in (*heads, "CPU resv") if reserving else heads:  # reservations: when there are some
         table.add_column(h)
     for a in agents:
-        table.add_row(
+        row: list[Any] = [
             Text(a.mount),
             Text(a.id),
             Text(a.state),
@@ -31,7 +33,10 @@ def agents_table(agents: Sequence[Any]) -> Any:
             _bar(a.used.cpus, a.total.cpus),
             _bar(a.used.mem, a.total.mem),
             str(a.tasks),
-        )
+        ]
+        if reserving:
+            row.append(_bar(a.reserved.cpus, a.total.cpus))
+        table.add_row(*row)
     return table
 
 

@@ -137,3 +137,64 @@ def undrain(session: Session, ref: str, *, on: str | None = None) -> Any:
     mount, backend, node = locate_node(session, ref, on)
     require(backend, Capability.DRAIN, "nodes up")
     return _mounted(backend.admin_call("undrain", node=node), mount)
+
+
+def quota_list(session: Session, on: str | None = None) -> list[Any]:
+    mount = launch_mount(session, on)
+    backend = session.backend(mount)
+    require(backend, Capability.QUOTA, "quota ls")
+    return [_mounted(q, mount) for q in backend.admin_call("quota_ls")]
+
+
+def quota_set(session: Session, role: str, sizes: dict[str, float], on: str | None = None) -> Any:
+    """Set quota limits (cpus, mem, disk: MiB) and/or the weight of ``role``."""
+    mount = launch_mount(session, on)
+    backend = session.backend(mount)
+    require(backend, Capability.QUOTA, "quota set")
+    return _mounted(backend.admin_call("quota_set", role=role, **sizes), mount)
+
+
+def quota_rm(session: Session, role: str, on: str | None = None) -> Any:
+    mount = launch_mount(session, on)
+    backend = session.backend(mount)
+    require(backend, Capability.QUOTA, "quota rm")
+    return _mounted(backend.admin_call("quota_rm", role=role), mount)
+
+
+def reserve(
+    session: Session,
+    ref: str,
+    role: str,
+    sizes: dict[str, float],
+    *,
+    unreserve: bool = False,
+    on: str | None = None,
+) -> Any:
+    """Reserve (or give back) part of a node for one role (Mesos dynamic reservations)."""
+    verb = "unreserve" if unreserve else "reserve"
+    mount, backend, node = locate_node(session, ref, on)
+    require(backend, Capability.RESERVATIONS, verb)
+    return _mounted(backend.admin_call(verb, node=node, role=role, **sizes), mount)
+
+
+def parse_sizes(
+    items: tuple[str, ...] | list[str], verb: str, keys: tuple[str, ...]
+) -> dict[str, float]:
+    """``cpus=2 mem=512`` → sizes (a usage error for unknown keys, non-numbers, negatives)."""
+    import math
+
+    sizes: dict[str, float] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or key not in keys:
+            raise UsageError(f"{verb}: expected {'|'.join(keys)}=NUMBER, got {item!r}")
+        try:
+            number = float(value)
+        except ValueError:
+            raise UsageError(f"{verb}: {key} must be a number, got {value!r}") from None
+        if not math.isfinite(number) or number < 0:
+            raise UsageError(f"{verb}: {key} must be a number >= 0, got {value!r}")
+        if key == "weight" and number <= 0:
+            raise UsageError(f"{verb}: weight must be > 0, got {value!r}")
+        sizes[key] = number
+    return sizes

@@ -124,6 +124,16 @@ def _attrs(a: Any, _h: bool) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(a.attributes.items())) or "-"
 
 
+def _reservations(a: Any, _h: bool) -> str:
+    per_role = getattr(a, "reservations", None) or {}
+    return (
+        ",".join(
+            f"{role}:cpus={_num(r.cpus)}/mem={_num(r.mem)}" for role, r in sorted(per_role.items())
+        )
+        or "-"
+    )
+
+
 AGENT = View(
     "agent",
     (
@@ -139,6 +149,7 @@ AGENT = View(
         Column("ATTRIBUTES", _attrs),
         Column("CPUS_RESERVED", _res("reserved", "cpus"), wide=True, align="right"),
         Column("MEM_RESERVED", _res("reserved", "mem"), wide=True, align="right"),
+        Column("RESERVATIONS", _reservations, wide=True),
         Column("CPUS_USED", _res("used", "cpus"), wide=True, align="right"),
         Column("MEM_USED", _res("used", "mem"), wide=True, align="right"),
         Column("DISK", _res("total", "disk"), wide=True, align="right"),
@@ -166,6 +177,31 @@ MAINT = View(
         Column("DURATION", lambda w, _h: _num(w.duration), wide=True, align="right"),
     ),
     lambda w: f"{w.agent}/{w.id}",
+)
+
+
+def _limit(kind: str) -> Callable[[Any, bool], str]:
+    return lambda q, _h: _num(q.limits[kind]) if kind in q.limits else "-"
+
+
+QUOTA = View(
+    "quota",
+    (
+        Column("MOUNT", field("mount")),
+        Column("ROLE", field("role")),
+        Column("WEIGHT", lambda q, _h: _num(q.weight), align="right"),
+        Column("CPUS", _limit("cpus"), align="right"),
+        Column("CPUS_ALLOC", _res("allocated", "cpus"), align="right"),
+        Column("MEM", _limit("mem"), align="right"),
+        Column("MEM_ALLOC", _res("allocated", "mem"), align="right"),
+        Column("PENDING", field("pending"), align="right"),
+        Column("DISK", _limit("disk"), wide=True, align="right"),
+        Column("DISK_ALLOC", _res("allocated", "disk"), wide=True, align="right"),
+        Column("CPUS_RESERVED", _res("reserved", "cpus"), wide=True, align="right"),
+        Column("MEM_RESERVED", _res("reserved", "mem"), wide=True, align="right"),
+        Column("SHARE", lambda q, _h: f"{q.share:.3f}", wide=True, align="right"),
+    ),
+    lambda q: q.role,
 )
 
 SERVICE = View(

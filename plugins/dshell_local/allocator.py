@@ -2,8 +2,10 @@
 
 Mesos-shaped: the allocator owns what each agent has and what is allocated, orders roles by
 weighted dominant share (DRF, Ghodsi et al.), and *offers* an agent's free resources to the
-frameworks subscribed to a role; a framework answers with launches. Quotas and reservations
-will subtract from what is offered (``_offerable``), without changing this flow.
+frameworks subscribed to a role; a framework answers with launches. Quota limits cap what a
+role is offered (its limit less what it holds: one launch at a time while it has a limit);
+reservations (Mesos dynamic reservations) keep part of an agent for one role: other roles are
+offered only the unreserved part (``_offerable``).
 
 Ports: a launch takes ports from its agent's ranges; each is test-bound before it is handed
 out, and a port freed by a finished task is not reused until the engine confirms that the
@@ -13,7 +15,9 @@ task's processes are gone (:meth:`Allocator.free_ports`).
 from __future__ import annotations
 
 import errno
+import getpass
 import itertools
+import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +27,20 @@ from dshell.model import Agent, Resources
 
 from .config import AgentSpec, RoleConfig
 
-DEFAULT_ROLE = "*"
+ROLE_NAME = re.compile(r"^(\*|[A-Za-z0-9_][A-Za-z0-9_.-]{0,62})$")
+QUOTA_KEYS = ("cpus", "mem", "disk")
+
+
+def _default_role() -> str:
+    """The role of work that names none: the engine user's name (Mesos: the user's role)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        return "*"
+    return name if ROLE_NAME.match(name) else "*"
+
+
+DEFAULT_ROLE = _default_role()
 
 
 @dataclass
@@ -52,6 +69,7 @@ class RoleState:
     name: str
     weight: float = 1.0
     allocated: Resources = field(default_factory=Resources)
+    quota: dict[str, float] = field(default_factory=dict)  # limits by QUOTA_KEYS (absent: none)
 
 
 @dataclass
@@ -134,6 +152,8 @@ class Allocator:
         # agents in maintenance (DRAINING, DRAINED, DOWN): offered to nobody; set by
         # dshell_local.maintenance, shared with the framework (for its explanations)
         self.unavailable: dict[str, str] = {}
+        # agent -> role -> reserved cpus/mem/disk (dshell_local.quotas keeps them persisted)
+        self.reservations: dict[str, dict[str, Resources]] = {}
         self._offer_ids = itertools.count(1)
 
     # ---- roles and shares -----------------------------------------------------------------
@@ -173,14 +193,19 @@ class Allocator:
             res.ports <= ports
         )
 
-    def explain(self, res: Resources) -> str:
-        """Why ``res`` does not fit now: the nearest agent and what it lacks."""
+    def explain(self, res: Resources, role: str | None = None) -> str:
+        """Why ``res`` does not fit now: its role's quota, or the agents and what they lack
+        (what a role may use there: outside other roles' reservations)."""
+        if role is not None:
+            blocked = self.quota_block(role, res)
+            if blocked:
+                return blocked
         parts = []
         for agent in self.agents.values():
             if agent.spec.id in self.unavailable:
                 parts.append(f"{agent.spec.id}: {self.unavailable[agent.spec.id]}")
                 continue
-            free = agent.free()
+            free = self._offerable(agent, role) if role is not None else agent.free()
             short = [
                 f"{k} {getattr(res, k):g} > free {getattr(free, k):g}"
                 for k in ("cpus", "mem", "disk", "ports", "gpus")
@@ -191,17 +216,96 @@ class Allocator:
             )
         return "waiting for resources (" + "; ".join(parts[:4]) + ")"
 
+    # ---- quotas and reservations ----------------------------------------------------------
+
+    def headroom(self, role: str) -> dict[str, float]:
+        """What ``role`` may still take under its quota limits (only the limited kinds)."""
+        state = self.role(role)
+        return {k: lim - getattr(state.allocated, k) for k, lim in state.quota.items()}
+
+    def quota_block(self, role: str, res: Resources) -> str | None:
+        """Why a launch of ``res`` under ``role`` would exceed its quota (None: it would not)."""
+        state = self.roles.get(role)
+        if state is None or not state.quota:
+            return None
+        for kind, limit in state.quota.items():
+            asked = getattr(res, kind)
+            held = getattr(state.allocated, kind)
+            if asked > 1e-9 and held + asked > limit + 1e-9:
+                msg = f"role {role}: quota {kind} {limit:g} — {held:g} allocated, {asked:g} asked"
+                if asked > limit + 1e-9:
+                    msg += " (more than the whole quota: it waits until the quota is raised)"
+                return msg
+        return None
+
+    def reserved_by(self, agent_id: str, role: str | None = None) -> Resources:
+        """Reserved on an agent: for ``role``, or in all (``None``)."""
+        per_role = self.reservations.get(agent_id, {})
+        if role is not None:
+            return per_role.get(role, Resources())
+        total = Resources()
+        for res in per_role.values():
+            total = total + res
+        return total
+
+    def reserved_used(self, agent_id: str, role: str) -> Resources:
+        """What ``role`` holds on an agent, counted against its reservation there first."""
+        agent = self.agents[agent_id]
+        held = Resources()
+        for task_id in agent.tasks:
+            _, task_role, taken = self.task_place[task_id]
+            if task_role == role:
+                held = held + taken
+        mine = self.reserved_by(agent_id, role)
+        return Resources(
+            min(held.cpus, mine.cpus), min(held.mem, mine.mem), min(held.disk, mine.disk)
+        )
+
+    def unreserved_free(self, agent_id: str) -> Resources:
+        """The agent's free resources outside every reservation (what other roles may use)."""
+        agent = self.agents[agent_id]
+        free = agent.free()
+        for role, res in self.reservations.get(agent_id, {}).items():
+            unused = res - self.reserved_used(agent_id, role)
+            free = Resources(
+                max(0.0, free.cpus - unused.cpus),
+                max(0.0, free.mem - unused.mem),
+                max(0.0, free.disk - unused.disk),
+                free.ports,
+                free.gpus,
+            )
+        return free
+
     # ---- the offer cycle ------------------------------------------------------------------
 
-    def _offerable(self, agent: AgentState) -> Resources:
-        return agent.free()  # quotas and reservations will be subtracted here
+    def _offerable(self, agent: AgentState, role: str | None = None) -> Resources:
+        """Free resources of ``agent`` that ``role`` may use: outside other roles'
+        reservations, and within the role's quota limits."""
+        per_role = self.reservations.get(agent.spec.id)
+        if not per_role:
+            free = agent.free()
+        else:
+            free = self.unreserved_free(agent.spec.id)
+            if role is not None and role in per_role:
+                unused = per_role[role] - self.reserved_used(agent.spec.id, role)
+                free = Resources(
+                    free.cpus + max(0.0, unused.cpus),
+                    free.mem + max(0.0, unused.mem),
+                    free.disk + max(0.0, unused.disk),
+                    free.ports,
+                    free.gpus,
+                )
+        if role is not None:
+            for kind, room in self.headroom(role).items():
+                setattr(free, kind, max(0.0, min(getattr(free, kind), room)))
+        return free
 
     def offers_for(self, role: str) -> list[Offer]:
         offers = []
         for agent in self.agents.values():
             if agent.spec.id in self.unavailable:
                 continue
-            free = self._offerable(agent)
+            free = self._offerable(agent, role)
             if free.cpus > 1e-9 or free.mem > 1e-9:
                 offers.append(
                     Offer(
@@ -230,7 +334,9 @@ class Allocator:
                 return grants
             role = min(wanting, key=lambda r: (self.share(r), r))
             # one role wanting: let it take everything in one pass; else one task, re-sort
-            max_tasks = None if len(wanting) == 1 else 1
+            # (one at a time too under a quota or reservations: offers are capped separately)
+            limited = bool(self.role(role).quota) or bool(self.reservations)
+            max_tasks = None if len(wanting) == 1 and not limited else 1
             accepted = self._offer_role(role, frameworks, max_tasks)
             if not accepted:
                 exhausted.add(role)
@@ -375,6 +481,8 @@ class Allocator:
                     a.allocated.cpus, a.allocated.mem, a.allocated.disk, len(a.ports_held)
                 ),
                 used=used.get(a.spec.id, Resources()),
+                reserved=self.reserved_by(a.spec.id),
+                reservations=dict(self.reservations.get(a.spec.id, {})),
                 attributes=dict(a.spec.attributes),
                 port_ranges=list(a.spec.ports),
                 tasks=len(a.tasks),

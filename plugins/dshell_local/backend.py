@@ -30,6 +30,7 @@ from dshell.model import (
     JobRun,
     MaintenanceWindow,
     OutputChunk,
+    RoleQuota,
     RunSpec,
     Service,
     ServiceVersion,
@@ -115,6 +116,8 @@ class LocalBackend(Backend):
             Capability.DRAIN,
             Capability.MAINTENANCE,
             Capability.ATTRIBUTES,
+            Capability.QUOTA,
+            Capability.RESERVATIONS,
         }
     )
     options: ClassVar[dict[str, str]] = {
@@ -272,7 +275,9 @@ class LocalBackend(Backend):
 
     def admin_call(self, verb: str, **params: Any) -> Any:
         """drain (node, reason, grace), undrain (node), attributes (node, set, unset),
-        maint_ls, maint_schedule (node, start | start_in, duration), maint_cancel (node, all)."""
+        maint_ls, maint_schedule (node, start | start_in, duration), maint_cancel (node, all),
+        quota_ls, quota_set (role, cpus, mem, disk, weight), quota_rm (role),
+        reserve / unreserve (node, role, cpus, mem, disk)."""
         node = params.get("node")
         if verb == "drain":
             body: dict[str, Any] = {"agent": node, "reason": params.get("reason")}
@@ -296,6 +301,15 @@ class LocalBackend(Backend):
         if verb == "maint_cancel":
             body = {"agent": node, "all": bool(params.get("all"))}
             return self.client.call("POST", "/maintenance/cancel", list[MaintenanceWindow], body)
+        if verb == "quota_ls":
+            return self.client.call("GET", "/quota", list[RoleQuota])
+        if verb in ("quota_set", "quota_rm"):
+            body = {k: v for k, v in params.items() if v is not None}
+            return self.client.call("POST", f"/quota/{verb[6:]}", RoleQuota, body)
+        if verb in ("reserve", "unreserve"):
+            body = {"agent": node, **{k: v for k, v in params.items() if k != "node"}}
+            body = {k: v for k, v in body.items() if v is not None}
+            return self.client.call("POST", f"/reservations/{verb}", RoleQuota, body)
         raise UnsupportedError(self.name, f"the {verb!r} operation")
 
     def events(self, *, since: int | None = None, follow: bool = True) -> Iterator[Event]:

@@ -25,13 +25,14 @@ from dshell.model import RunSpec, Task, TaskState
 from . import constraints as placement
 from . import launching
 from . import submit as submitting
-from .allocator import Allocator, Grant
+from .allocator import DEFAULT_ROLE, Allocator, Grant
 from .config import EngineConfig
 from .crash import CrashPoints
 from .events import EventBus
 from .execport import ExecutorError, ExecutorPort, ExitReport, Spawned
 from .framework import MetaFramework
 from .ids import IdGenerator
+from .quotas import RoleController
 from .sandbox import Sandboxes
 from .state import Store
 from .tasks import (
@@ -76,6 +77,8 @@ class Engine:
         self.framework = MetaFramework(placement.sites_of(self.allocator.agents.values()))
         self.framework.port_open = self.allocator.port_open
         self.framework.unavailable = self.allocator.unavailable
+        self.roles = RoleController(self)
+        self.roles.load()  # quotas, weights, reservations: before any placement
         self.bus = EventBus(store, cfg.engine.event_retention)
         store.on_rollback(self.bus.rollback)
         self.ids = IdGenerator()
@@ -166,7 +169,7 @@ class Engine:
         for rec in recs:
             self.records[rec.task.id] = rec
             self.save(rec, "TASK_ADDED")
-            self.framework.add(rec.task.id, rec.task.role or "*", rec.task.resources, need)
+            self.framework.add(rec.task.id, rec.task.role or DEFAULT_ROLE, rec.task.resources, need)
         await self.store.commit()
         self.request_cycle()
         return [rec.task for rec in recs], True
@@ -191,9 +194,15 @@ class Engine:
 
     def _update_waiting(self) -> bool:
         changed = False
-        waiting = launching.waiting_messages(self.framework.waiting(), self.allocator)
+        role_of = self.framework.role_of
+        waiting = launching.waiting_messages(self.framework.waiting(), self.allocator, role_of)
         agents = self.allocator.agents
-        waiting.update(self.framework.placement_messages(lambda a: agents[a].free()))
+        for task_id, message in self.framework.placement_messages(
+            lambda a: agents[a].free()
+        ).items():
+            role = role_of(task_id)
+            if role is None or not waiting.get(task_id, "").startswith(f"role {role}: quota"):
+                waiting[task_id] = message
         for task_id, message in waiting.items():
             rec = self.records[task_id]
             if rec.task.message != message:

@@ -105,6 +105,10 @@ class MetaFramework:
     def waiting(self) -> list[tuple[str, Resources]]:
         return [(t, r) for queue in self.pending.values() for t, r in queue.items()]
 
+    def role_of(self, task_id: str) -> str | None:
+        """The role of a waiting task."""
+        return self._role_of.get(task_id)
+
     def demand(self) -> dict[str, int]:
         return {role: len(q) for role, q in self.pending.items() if q}
 

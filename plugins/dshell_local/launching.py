@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from dshell.errors import UsageError
 from dshell.model import PortMapping, Resources, Task, TaskState
@@ -77,13 +78,18 @@ def spawn_spec(rec: TaskRecord, pids_limit: int, base_env: dict[str, str]) -> Sp
     )
 
 
-def waiting_messages(waiting: list[tuple[str, Resources]], allocator: Allocator) -> dict[str, str]:
-    """Why each waiting task does not fit now (computed once per resource shape)."""
-    by_shape: dict[tuple[float, float, float, int, float], str] = {}
+def waiting_messages(
+    waiting: list[tuple[str, Resources]],
+    allocator: Allocator,
+    role_of: Callable[[str], str | None] = lambda _t: None,
+) -> dict[str, str]:
+    """Why each waiting task does not fit now (computed once per resource shape and role)."""
+    by_shape: dict[tuple[float, float, float, int, float, str | None], str] = {}
     out = {}
     for task_id, res in waiting:
-        shape = (res.cpus, res.mem, res.disk, res.ports, res.gpus)
+        role = role_of(task_id)
+        shape = (res.cpus, res.mem, res.disk, res.ports, res.gpus, role)
         if shape not in by_shape:
-            by_shape[shape] = allocator.explain(res)
+            by_shape[shape] = allocator.explain(res, role)
         out[task_id] = by_shape[shape]
     return out

@@ -27,6 +27,7 @@ from pathlib import Path
 import msgspec
 from dshell.model import TaskState
 
+from .allocator import DEFAULT_ROLE
 from .engine import Engine
 from .execport import ExitReport, TaskInfo
 from .executor.status import status_paths
@@ -71,7 +72,7 @@ async def reconcile(engine: Engine) -> dict[str, int]:
 def _reconcile_one(engine: Engine, rec: TaskRecord, info: TaskInfo | None) -> str:
     task = rec.task
     if task.state is TaskState.STAGING:
-        engine.framework.add(task.id, task.role or "*", task.resources)
+        engine.framework.add(task.id, task.role or DEFAULT_ROLE, task.resources)
         return "requeued"
     _restore_allocation(engine, rec)
     if info is not None and info.running:
@@ -95,7 +96,7 @@ def _restore_allocation(engine: Engine, rec: TaskRecord) -> None:
     engine.allocator.allocate(
         task.id,
         task.agent_id,
-        task.role or "*",
+        task.role or DEFAULT_ROLE,
         task.resources,
         ports=[p.port for p in task.ports],
     )

@@ -234,6 +234,43 @@ async def roles(request: web.Request) -> web.Response:
     return json_response(out)
 
 
+async def list_quotas(request: web.Request) -> web.Response:
+    return json_response(ctx_of(request).engine.roles.list())
+
+
+async def quota_verb(request: web.Request) -> web.Response:
+    """``POST /v1/quota/{set|rm}``."""
+    from .quotas import QuotaRequest, RoleRequest
+
+    engine = ctx_of(request).engine
+    verb = request.match_info["verb"]
+    if verb == "set":
+        result = engine.roles.set_quota(await decode_body(request, QuotaRequest))
+    elif verb == "rm":
+        result = engine.roles.remove_quota(await decode_body(request, RoleRequest))
+    else:
+        raise NotFoundError(f"no such verb {verb!r}")
+    await engine.store.commit()
+    return json_response(result)
+
+
+async def reservation_verb(request: web.Request) -> web.Response:
+    """``POST /v1/reservations/{reserve|unreserve}``."""
+    from .quotas import ReserveRequest
+
+    engine = ctx_of(request).engine
+    verb = request.match_info["verb"]
+    req = await decode_body(request, ReserveRequest)
+    if verb == "reserve":
+        result = engine.roles.reserve(req)
+    elif verb == "unreserve":
+        result = engine.roles.unreserve(req)
+    else:
+        raise NotFoundError(f"no such verb {verb!r}")
+    await engine.store.commit()
+    return json_response(result)
+
+
 async def frameworks(request: web.Request) -> web.Response:
     fw = ctx_of(request).engine.framework
     return json_response([Framework(name=fw.name, kind="meta", state="RUNNING")])
@@ -292,6 +329,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{p}/maintenance", list_windows)
     app.router.add_post(f"{p}/maintenance/{{verb}}", maintenance_verb)
     app.router.add_get(f"{p}/roles", roles)
+    app.router.add_get(f"{p}/quota", list_quotas)
+    app.router.add_post(f"{p}/quota/{{verb}}", quota_verb)
+    app.router.add_post(f"{p}/reservations/{{verb}}", reservation_verb)
     app.router.add_get(f"{p}/frameworks", frameworks)
     app.router.add_get(f"{p}/services", list_services)
     app.router.add_post(f"{p}/services/deploy", deploy_services)

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS services (name TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (name TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS roles (name TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS job_runs (
     job TEXT NOT NULL,
     n INTEGER NOT NULL,
@@ -156,6 +157,25 @@ class Store:
         """Every agent admin record, by id."""
         self._apply()
         rows = self._db.execute("SELECT data FROM agents ORDER BY id").fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def put_role(self, name: str, data: bytes | None) -> None:
+        """Write (or, with ``None``, delete) a role's quota/weight/reservation record."""
+        self._apply()
+        self._begin()
+        if data is None:
+            self._db.execute("DELETE FROM roles WHERE name = ?", (name,))
+        else:
+            self._db.execute(
+                "INSERT INTO roles(name, data) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET data=excluded.data",
+                (name, data),
+            )
+
+    def roles(self) -> list[bytes]:
+        """Every role record, by name."""
+        self._apply()
+        rows = self._db.execute("SELECT data FROM roles ORDER BY name").fetchall()
         return [bytes(r[0]) for r in rows]
 
     def put_job(self, name: str, data: bytes | None) -> None:

@@ -9,7 +9,7 @@ from dshell.errors import UsageError
 from dshell.model import MAX_INSTANCES, Resources, RunSpec, StateChange, Task, TaskState
 
 from . import constraints as placement
-from .allocator import DEFAULT_ROLE, Allocator
+from .allocator import DEFAULT_ROLE, ROLE_NAME, Allocator
 from .ids import IdGenerator, default_name, sanitize_name
 from .tasks import TaskRecord, TaskRuntime, utcnow
 
@@ -17,7 +17,7 @@ SERVICE_LABEL = "dshell.service"
 INSTANCE_LABEL = "dshell.instance"
 VERSION_LABEL = "dshell.version"
 _PORT_NAME = re.compile(r"^[A-Za-z0-9_-]*$")
-_ROLE = re.compile(r"^(\*|[A-Za-z0-9_][A-Za-z0-9_.-]{0,62})$")
+_ROLE = ROLE_NAME
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
