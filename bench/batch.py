@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import measurements
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
 
 BENCH_DIR = os.environ.get("DSHELL_BENCH_DIR", "/var/tmp")
@@ -243,26 +245,16 @@ def measure_lateness(args: argparse.Namespace) -> None:
         )
 
 
-MEASUREMENTS: dict[str, Callable[[argparse.Namespace], None]] = {
+MEASUREMENTS: dict[str, measurements.Measurement] = {
     "pipeline": measure_pipeline,
     "lateness": measure_lateness,
 }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    measurements.run(
+        __doc__, MEASUREMENTS, [("--jobs", int, 1000), ("--width", int, 50), ("--cron", int, 20)]
     )
-    ap.add_argument("measurements", nargs="*", help=f"any of {', '.join(MEASUREMENTS)} (all)")
-    ap.add_argument("--jobs", type=int, default=1000)
-    ap.add_argument("--width", type=int, default=50)
-    ap.add_argument("--cron", type=int, default=20)
-    args = ap.parse_args()
-    unknown = set(args.measurements) - set(MEASUREMENTS)
-    if unknown:
-        ap.error(f"unknown measurement(s): {', '.join(sorted(unknown))}")
-    for name in args.measurements or list(MEASUREMENTS):
-        MEASUREMENTS[name](args)
 
 
 if __name__ == "__main__":

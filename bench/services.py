@@ -40,7 +40,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+
+import measurements
 
 # The servers: one process, N listeners, a minimal HTTP/1.1 answer per connection. It prints
 # its ports as one JSON line, serves until stdin closes, then prints the requests served.
@@ -396,7 +397,7 @@ def measure_engine_health(args: argparse.Namespace) -> None:
     print(f"  engine + executor: {total / wall * 100:5.1f} % of one core (goal < 10 %)")
 
 
-MEASUREMENTS: dict[str, Callable[[argparse.Namespace], None]] = {
+MEASUREMENTS: dict[str, measurements.Measurement] = {
     "health": measure_health,
     "engine-health": measure_engine_health,
     "deploy": measure_deploy,
@@ -405,21 +406,17 @@ MEASUREMENTS: dict[str, Callable[[argparse.Namespace], None]] = {
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    measurements.run(
+        __doc__,
+        MEASUREMENTS,
+        [
+            ("--instances", int, 200),
+            ("--interval", float, 1.0),
+            ("--duration", float, 20.0),
+            ("--deploy-instances", int, 100),
+            ("--rolling-instances", int, 20),
+        ],
     )
-    ap.add_argument("measurements", nargs="*", help=f"any of {', '.join(MEASUREMENTS)} (all)")
-    ap.add_argument("--instances", type=int, default=200)
-    ap.add_argument("--interval", type=float, default=1.0)
-    ap.add_argument("--duration", type=float, default=20.0)
-    ap.add_argument("--deploy-instances", type=int, default=100)
-    ap.add_argument("--rolling-instances", type=int, default=20)
-    args = ap.parse_args()
-    unknown = set(args.measurements) - set(MEASUREMENTS)
-    if unknown:
-        ap.error(f"unknown measurement(s): {', '.join(sorted(unknown))}")
-    for name in args.measurements or list(MEASUREMENTS):
-        MEASUREMENTS[name](args)
 
 
 if __name__ == "__main__":

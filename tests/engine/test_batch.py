@@ -21,16 +21,11 @@ from dshell_local import control
 from dshell_local.client import EngineClient
 
 from .conftest import pid_alive, wait_until
+from .helpers import ok
 
 pytestmark = pytest.mark.engine
 
 T0 = datetime(2030, 1, 1, 0, 0, 10, tzinfo=UTC).timestamp()  # ten seconds past a minute
-
-
-def ok(cli: CliRunner, line: str | list[str]) -> str:
-    res = cli(line)
-    assert res.status == 0, f"{line}: {res.status} {res.stderr}"
-    return res.stdout
 
 
 def show(cli: CliRunner, name: str) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from dshell.testing.fixtures import CliRunner
 from dshell_local import control
 
 from .conftest import wait_until
+from .helpers import node, ok, task
 
 APP = Path(__file__).with_name("svcapp.py")
 T0 = 1_900_000_000.0  # the test clock's start (2030-03-17T17:46:40Z)
@@ -39,21 +40,6 @@ AGENTS = "".join(
     f'ports = [[{34000 + 20 * i}, {34019 + 20 * i}]]\nattributes = {{ rack = "{rack}" }}\n'
     for i, rack in enumerate(("r1", "r1", "r2"))
 )
-
-
-def ok(cli: CliRunner, line: str) -> str:
-    res = cli(line)
-    assert res.status == 0, f"{line}: {res.status} {res.stderr}"
-    return res.stdout
-
-
-def node(cli: CliRunner, ident: str) -> dict[str, Any]:
-    rows = json.loads(ok(cli, "nodes -o json"))
-    return next(r for r in rows if r["id"] == ident)  # type: ignore[no-any-return]
-
-
-def task(cli: CliRunner, ident: str) -> dict[str, Any]:
-    return json.loads(ok(cli, f"inspect {ident} -o json"))  # type: ignore[no-any-return]
 
 
 def state_of(cli: CliRunner, ident: str, want: str) -> dict[str, Any]:

@@ -19,22 +19,13 @@ from dshell_local import control
 from dshell_local.allocator import DEFAULT_ROLE
 
 from .conftest import wait_until
+from .helpers import node, ok, task
 
 AGENTS = "".join(
     f'[[agents]]\nid = "a{i}"\nhostname = "h{i}"\ncpus = 1\nmem = 1024\ndisk = 100\n'
     f"ports = [[{35000 + 20 * i}, {35019 + 20 * i}]]\n"
     for i in range(3)
 )
-
-
-def ok(cli: CliRunner, line: str) -> str:
-    res = cli(line)
-    assert res.status == 0, f"{line}: {res.status} {res.stderr}"
-    return res.stdout
-
-
-def task(cli: CliRunner, ident: str) -> dict[str, Any]:
-    return json.loads(ok(cli, f"inspect {ident} -o json"))  # type: ignore[no-any-return]
 
 
 def run(cli: CliRunner, args: str) -> str:
@@ -58,11 +49,6 @@ def waiting_with(cli: CliRunner, ident: str, text: str) -> dict[str, Any]:
 
 def quotas(cli: CliRunner) -> dict[str, dict[str, Any]]:
     return {q["role"]: q for q in json.loads(ok(cli, "quota ls -o json"))}
-
-
-def node(cli: CliRunner, ident: str) -> dict[str, Any]:
-    rows = json.loads(ok(cli, "nodes -o json"))
-    return next(r for r in rows if r["id"] == ident)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
