@@ -46,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: list[str]) -> int:
-    from .cli.main import VERBS, internal_error, invoke, stdout_closed
     from .session import Env, Session
 
     globals_, rest = _split_globals(args)
@@ -56,6 +55,14 @@ def _run(args: list[str]) -> int:
         if g.startswith("--color"):
             session.env.color = g.split("=", 1)[1] if "=" in g else globals_[globals_.index(g) + 1]
     try:
+        if rest[:1] == ["ps"]:  # scripted listings skip the command tree (dshell/fastpath.py)
+            from .fastpath import try_ps
+
+            status = try_ps(session, rest)
+            if status is not None:
+                return status
+        from .cli.main import VERBS, invoke
+
         if rest[:1] == ["-c"]:
             from .runbook import run_text
 
@@ -83,12 +90,16 @@ def _run(args: list[str]) -> int:
             return run_stream(session, sys.stdin, source="<stdin>")
         return invoke(session, args)
     except BrokenPipeError:
+        from .cli.main import stdout_closed
+
         stdout_closed()
         return 141  # 128 + SIGPIPE, quietly, as a killed writer would
     except KeyboardInterrupt:
         sys.stderr.write("dshell: interrupted\n")
         return 130
     except Exception as exc:  # noqa: BLE001 - the process boundary: a bug, reported once
+        from .cli.main import internal_error
+
         return internal_error(session, exc)
     finally:
         session.close()

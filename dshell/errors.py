@@ -11,6 +11,7 @@ test (``tests/test_exit_codes.py``). Never renumber one.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -128,3 +129,21 @@ def status_from_wait(exit_code: int | None, signal: int | None) -> int:
     if signal:
         return 128 + signal
     return exit_code if exit_code is not None else int(ExitCode.DSHELL_FAILED)
+
+
+def report(session: Any, out: Any, exc: DshellError) -> int:
+    """The one place a DshellError becomes a message on stderr and an exit status (shared by
+    the command tree's boundary and the click-free fast path). In an attached run, dshell's
+    own failure exits 125 (``docker run``), naming the error."""
+    code = exc.code
+    if getattr(session, "attached", False) and code not in (
+        ExitCode.INTERRUPTED,
+        ExitCode.USAGE,
+    ):
+        out.error(f"{exc.message} [{code.name}]")
+        return int(ExitCode.DSHELL_FAILED)
+    if code is not ExitCode.PARTIAL or exc.message:
+        out.error(exc.message)
+    if exc.hint:
+        out.info(f"hint: {exc.hint}")
+    return int(code)

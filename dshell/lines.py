@@ -90,8 +90,17 @@ class _StartError(Exception):
         self.message = message
 
 
-def run_line(session: Session, line: str, *, builtins: Builtins | None = None) -> int:
-    """Run every pipeline of ``line`` in ``session``; return the status of the last one."""
+def run_line(
+    session: Session,
+    line: str,
+    *,
+    builtins: Builtins | None = None,
+    errexit: Callable[[], bool] | None = None,
+) -> int:
+    """Run every pipeline of ``line`` in ``session``; return the status of the last one.
+
+    With ``errexit`` (runbooks), the first failing pipeline ends the line while it answers
+    true, as ``sh -e`` does with ``a; b``."""
     from .lexer import LexError, parse
 
     try:
@@ -106,7 +115,7 @@ def run_line(session: Session, line: str, *, builtins: Builtins | None = None) -
             status = run_pipeline(session, stages, builtins)
         except KeyboardInterrupt:
             status = _interrupted(session)
-        if status == INTERRUPTED:
+        if status == INTERRUPTED or (status != 0 and errexit is not None and errexit()):
             break
     return status
 

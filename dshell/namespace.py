@@ -80,10 +80,9 @@ class MountTable:
 
     def update(self, change: Callable[[list[Mount]], list[Mount]]) -> list[Mount]:
         """Apply ``change`` to the current table under the lock; persist and return the result."""
-        from filelock import FileLock
+        from .paths import locked
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock", timeout=10):
+        with locked(Path(str(self.path) + ".lock"), timeout=10, what="the mount table"):
             mounts = change(self.load())
             self._write(mounts)
         return mounts

@@ -2,9 +2,10 @@
 
 Rules: one command line per line (`;` and `|` work as in the REPL); blank lines and lines
 starting with `#` (a `#!/usr/bin/env dshell` shebang too) are skipped; a line ending in `\\`
-continues on the next. The run stops at the first failing line — printing the file name,
-line number, command and exit status — and exits with that line's status. `set +e` keeps
-going after failures, `set -e` restores stopping.
+continues on the next. The run stops at the first failing command — printing the file name,
+line number, command line and exit status — and exits with that status; in `a; b` a failing
+`a` stops before `b`, as with `sh -e`. `set +e` keeps going after failures, `set -e` restores
+stopping (either may stand anywhere a command can, `set +e; cmd` too).
 """
 
 from __future__ import annotations
@@ -40,16 +41,23 @@ def run_lines(session: Session, lines: Iterable[str], source: str) -> int:
     from .lines import run_line
     from .render import Output
 
-    errexit = True
+    mode = {"errexit": True}
+
+    def set_(child: Session, argv: list[str]) -> int:
+        """``set -e`` / ``set +e`` (the only options a runbook has)."""
+        flags = argv[1:]
+        if not flags or any(f not in ("-e", "+e") for f in flags):
+            Output(child.env).error(f"set: {' '.join(flags) or '(nothing)'}: use set -e or set +e")
+            return int(ExitCode.USAGE)
+        mode["errexit"] = flags[-1] == "-e"
+        return 0
+
     status = 0
     for no, text in logical_lines(lines):
         if not text or text.startswith("#"):
             continue
-        if text in ("set -e", "set +e"):
-            errexit = text == "set -e"
-            continue
-        status = run_line(session, text)
-        if status != 0 and errexit:
+        status = run_line(session, text, builtins={"set": set_}, errexit=lambda: mode["errexit"])
+        if status != 0 and mode["errexit"]:
             name = ExitCode(status).name if status in ExitCode._value2member_map_ else "task status"
             Output(session.env).error(f"{source}:{no}: `{text}` failed with exit {status} ({name})")
             return status

@@ -68,7 +68,8 @@ def test_version_builds_no_command_tree() -> None:
 
 def test_only_invoked_verb_module_is_imported(fake_mount) -> None:
     probe = (
-        "import sys\nfrom dshell.__main__ import main\nmain(['ps','/f','-q'])\n"
+        # (--sort-by: a plain `ps /f -q` takes the click-free path, dshell/fastpath.py)
+        "import sys\nfrom dshell.__main__ import main\nmain(['ps','/f','-q','--sort-by','id'])\n"
         "print(sorted(m for m in sys.modules if m.startswith('dshell.cli.')))"
     )
     r = subprocess.run(

@@ -46,6 +46,18 @@ def test_set_plus_e_keeps_going(fake_mount, dshell_exe) -> None:
     assert r.returncode == 5 and r.stdout == ""
 
 
+def test_semicolons_stop_at_the_first_failure_as_sh_e(fake_mount, dshell_exe) -> None:
+    """`dshell -c 'a; b'` is one line: a failing `a` must not run `b` (sh -e), and `set +e`
+    works between semicolons too."""
+    r = dshell_exe("-c", "cd /f; run -- exit 3; run -- echo never")
+    assert r.returncode == 3 and "never" not in r.stdout
+    assert "-c:1:" in r.stderr
+    r = dshell_exe("-c", "cd /f; set +e; run -- exit 3; run -- echo after")
+    assert r.returncode == 0 and r.stdout == "after\n"
+    r = dshell_exe("-c", "set -x")
+    assert r.returncode == 2 and "use set -e or set +e" in r.stderr
+
+
 def test_shebang_file(fake_mount, tmp_path) -> None:
     import subprocess
 

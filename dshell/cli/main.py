@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..errors import DshellError, ExitCode, Interrupted, TaskExit
+from ..errors import DshellError, ExitCode, Interrupted, TaskExit, report
 from ._click import click
 
 #: verb -> (module under dshell.cli, attribute, one-line help). Assembled explicitly.
@@ -119,18 +119,7 @@ def invoke(session: Any, argv: list[str], *, prog: str = "dshell") -> int:
     except TaskExit as exc:
         return exc.status
     except DshellError as exc:
-        code = exc.code
-        if getattr(session, "attached", False) and code not in (
-            ExitCode.INTERRUPTED,
-            ExitCode.USAGE,
-        ):
-            out.error(f"{exc.message} [{code.name}]")
-            return int(ExitCode.DSHELL_FAILED)
-        if code is not ExitCode.PARTIAL or exc.message:
-            out.error(exc.message)
-        if exc.hint:
-            out.info(f"hint: {exc.hint}")
-        return int(code)
+        return report(session, out, exc)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except SystemExit as exc:  # click exits 1 itself when stdout is a closed pipe (EPIPE)

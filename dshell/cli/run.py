@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal as signals
 from typing import TYPE_CHECKING
 
-from ..errors import DshellError, TaskExit, UsageError
+from ..errors import DshellError, ExitCode, TaskExit, UsageError
 from ._click import click
 from .common import out_fmt, session_of
 from .options import parse_kv, spec_options
@@ -106,7 +106,9 @@ def run(
     \b
     Attached by default: output streams live and dshell exits with the task's status
     (128+N if it died of signal N). Ctrl-C while attached KILLS the task. If dshell itself
-    fails while attached it exits 125. With -d the task id is printed and dshell returns.
+    fails while attached it exits 125; a command that cannot start exits 127 (not found) or
+    126 (not executable), as docker run does. With -d the task id is printed and dshell
+    returns.
       dshell run -- echo hello
       dshell run -d --name web --port http --instances 3 -- python3 -m http.server
       dshell run -d --instances 3 -C hostname:UNIQUE -- python3 -m http.server
@@ -231,6 +233,19 @@ def _constraints(texts: tuple[str, ...]) -> list[Constraint]:
         raise UsageError(f"run: --constraint: {exc.message}") from None
 
 
+def _no_status(out, task, mount: str) -> int:  # type: ignore[no-untyped-def]
+    """A task that ended without a status of its own (it never started, or was lost): say
+    why, and exit as ``docker run`` does: 127 command not found, 126 not executable, else 125."""
+    why = ": ".join(x for x in (task.reason, task.message) if x) or "no exit status"
+    out.error(f"{task.mount or mount}/tasks/{task.id} {task.state}: {why}")
+    text = (task.message or "").lower()
+    if "no such file or directory" in text:
+        return 127
+    if "permission denied" in text or "exec format error" in text:
+        return 126
+    return int(ExitCode.DSHELL_FAILED)
+
+
 def follow(session, backend, tasks) -> int:  # type: ignore[no-untyped-def]
     """Stream each task's output, then return the highest status (as srun does)."""
     from ..core import launch
@@ -244,7 +259,10 @@ def follow(session, backend, tasks) -> int:  # type: ignore[no-untyped-def]
             for chunk in launch.attach(backend, task):
                 out.raw_bytes(chunk.data, stderr=chunk.stream == "stderr")
             final = backend.wait_task(task.id)
-            statuses.append(status_from_wait(final.exit_code, final.signal))
+            if final.exit_code is None and not final.signal:
+                statuses.append(_no_status(out, final, task.mount))
+            else:
+                statuses.append(status_from_wait(final.exit_code, final.signal))
         return max(statuses) if statuses else 0
     except KeyboardInterrupt:
         for task in tasks:

@@ -117,11 +117,10 @@ class FakeBackend(Backend):
 
     @contextmanager
     def _state(self, write: bool = False) -> Iterator[_State]:
-        from filelock import FileLock
+        from ..paths import locked
 
         self._check()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock", timeout=10):
+        with locked(self.path.with_name(self.path.name + ".lock"), timeout=10, what="fake state"):
             try:
                 state = msgspec.json.decode(self.path.read_bytes(), type=_State)
             except FileNotFoundError:

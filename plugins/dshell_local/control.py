@@ -9,13 +9,10 @@ engine's config module when an engine has to be started.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from dshell import paths
@@ -36,16 +33,6 @@ def socket_path() -> Path:
 
 def client(timeout: float | None = 30.0) -> EngineClient:
     return EngineClient(socket_path(), timeout)
-
-
-@contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _daemon_env() -> dict[str, str]:
@@ -88,7 +75,7 @@ def start(wait: bool = True, timeout: float = START_TIMEOUT) -> api.EngineStatus
     with client(timeout=5.0) as c:
         if c.ping():
             return c.status()
-        with _flock(runtime / api.LOCK_NAME):
+        with paths.locked(runtime / api.LOCK_NAME, timeout=None):
             if c.ping():
                 return c.status()
             from . import config

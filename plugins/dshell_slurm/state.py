@@ -55,10 +55,9 @@ def cluster_dir(state_dir: Path, source: str, conf: str | None) -> Path:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    from filelock import FileLock
+    from dshell.paths import locked
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=30):
+    with locked(path.with_name(path.name + ".lock"), timeout=30, what="a Slurm cache"):
         yield
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from dshell.errors import ConflictError, NotFoundError, TimeoutExpired, UsageError
 from dshell.model import Resources, TaskState
+from dshell.testing.fixtures import CliRunner
 
 from dshell_local.client import EngineClient
 
@@ -194,3 +195,18 @@ def test_wait_without_timeout_outlasts_the_client_timeout(engine: EngineClient) 
     task = engine.submit(spec("sleep", "2"))[0]
     with EngineClient(engine.socket_path, timeout=0.5) as short:
         assert short.wait(task.id).state is TaskState.FINISHED
+
+
+def test_attached_run_of_a_command_that_cannot_start(
+    engine: EngineClient, cli: CliRunner, tmp_path: Path
+) -> None:
+    """As docker run: 127 when the command is not found, 126 when it is not executable, and
+    the reason on stderr (the task never had an exit status of its own)."""
+    res = cli("run -- /nonexistent/program")
+    assert res.status == 127, res.stderr
+    assert "No such file or directory" in res.stderr and "/tasks/" in res.stderr
+    plain = tmp_path / "not-executable"
+    plain.write_text("echo never\n")
+    res = cli(f"run -- {plain}")
+    assert res.status == 126, res.stderr
+    assert "not executable" in res.stderr

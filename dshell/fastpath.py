@@ -1,0 +1,73 @@
+"""The scripted listing without the command tree: ``dshell ps [PATH] [-a] [-q] [-o FMT]``.
+
+``dshell ps -o tsv`` in a loop is what scripts and monitoring do most, and importing click
+costs more than everything else dshell does for it (about 25 ms of the ~45 ms a command
+spends in dshell's own code). This module answers exactly that shape of command line without
+importing click: the same core call and renderer as the ``ps`` verb, the same error
+reporting. Any other argument (``--help``, ``--state``, ``-w``, combined short flags, a
+typo…) returns None and the full command tree handles the line, so the tree stays the one
+definition of ``ps``; ``tests/test_fastpath.py`` parses a corpus of command lines both ways
+and checks they agree, so a change to ``ps``'s options cannot silently diverge.
+``DSHELL_NO_FASTPATH=1`` turns it off.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .session import Session
+
+_FLAGS = {"-a": "all_", "--all": "all_", "-q": "quiet", "--quiet": "quiet"}
+_OUTPUT = ("-o", "--output")
+
+
+def parse_ps(args: list[str]) -> dict[str, Any] | None:
+    """``ps``'s parameters for the simple shape, or None for anything else."""
+    params: dict[str, Any] = {"path": None, "all_": False, "quiet": False, "output": None}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _FLAGS:
+            params[_FLAGS[arg]] = True
+        elif arg in _OUTPUT:
+            if i + 1 >= len(args):
+                return None
+            params["output"] = args[i + 1]
+            i += 1
+        elif arg.startswith("--output="):
+            params["output"] = arg.partition("=")[2]
+        elif arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--"):
+            params["output"] = arg[2:]
+        elif arg.startswith("-") or params["path"] is not None:
+            return None
+        else:
+            params["path"] = arg
+        i += 1
+    return params
+
+
+def try_ps(session: Session, args: list[str]) -> int | None:
+    """Run ``ps`` for the simple shape and return its status; None when it does not apply."""
+    if args[:1] != ["ps"] or os.environ.get("DSHELL_NO_FASTPATH"):
+        return None
+    params = parse_ps(args[1:])
+    if params is None:
+        return None
+    from .backend import TaskQuery
+    from .errors import DshellError, report
+    from .render import Format, Output
+
+    out = Output(session.env)
+    try:
+        from .core import tasks
+        from .render.views import TASK
+
+        fmt = Format.parse(params["output"], params["quiet"], False)
+        result = tasks.ps(session, params["path"], TaskQuery(all=params["all_"]), None)
+        out.listing(result.rows, TASK, fmt)
+        result.finish(out)
+    except DshellError as exc:
+        return report(session, out, exc)
+    return 0

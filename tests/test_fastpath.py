@@ -1,0 +1,104 @@
+"""The click-free ``ps`` path (dshell/fastpath.py) agrees with the command tree's ``ps``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from dshell.fastpath import parse_ps
+
+SIMPLE = [
+    [],
+    ["/f"],
+    ["-a"],
+    ["--all", "/f"],
+    ["-q"],
+    ["--quiet", "-a", "/"],
+    ["-o", "tsv"],
+    ["-ojson", "/f"],
+    ["--output", "jsonl"],
+    ["--output=name", "-a"],
+    ["/f", "-o", "jsonpath=$[*].id"],
+    ["-o", "wide", "-a", "-q", "/f"],
+]
+OTHERS = [
+    ["--help"],
+    ["-aq"],
+    ["--state", "running"],
+    ["-w"],
+    ["/f", "/g"],
+    ["-o"],
+    ["--limit", "3"],
+    ["-l", "a=b"],
+    ["--sort-by", "name"],
+    ["--raw", "-o", "json"],
+    ["--"],
+    ["--bogus"],
+]
+
+
+def _click_params(args: list[str]) -> dict[str, object]:
+    from dshell.cli.ps import ps
+
+    ctx = ps.make_context("ps", list(args))
+    return dict(ctx.params)
+
+
+@pytest.mark.parametrize("args", SIMPLE)
+def test_simple_lines_parse_as_the_command_tree_parses_them(args: list[str]) -> None:
+    fast = parse_ps(args)
+    assert fast is not None
+    tree = _click_params(args)
+    assert {k: tree[k] for k in fast} == fast
+    # every other option of ps is at its default, so the fast path may ignore it
+    rest = {k: v for k, v in tree.items() if k not in fast}
+    assert rest == {
+        "states": (),
+        "service": None,
+        "watch": False,
+        "sort_by": None,
+        "selector": (),
+        "limit": None,
+        "raw": False,
+    }
+
+
+@pytest.mark.parametrize("args", OTHERS)
+def test_anything_else_goes_to_the_command_tree(args: list[str]) -> None:
+    assert parse_ps(args) is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ps", "/f", "-o", "tsv", "-a"],
+        ["ps", "/", "-o", "json", "-a"],
+        ["ps", "/f", "-q"],
+        ["ps", "/nowhere", "-o", "tsv"],
+        ["ps", "/f", "-o", "nonsense"],
+    ],
+)
+def test_same_output_and_status_both_ways(fake_mount, dshell_exe, args: list[str]) -> None:
+    assert dshell_exe("run", "--on", "/f", "-d", "--", "sleep", "9").returncode == 0
+    fast = dshell_exe(*args)
+    tree = dshell_exe(*args, env={"DSHELL_NO_FASTPATH": "1"})
+    assert (fast.returncode, fast.stdout, fast.stderr) == (
+        tree.returncode,
+        tree.stdout,
+        tree.stderr,
+    )
+
+
+def test_the_fast_path_imports_no_click(fake_mount) -> None:
+    probe = (
+        "import sys; sys.argv = ['dshell', 'ps', '/f', '-o', 'tsv']\n"
+        "from dshell.__main__ import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write('CLICK=' + str('click' in sys.modules) + '\\n')\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "CLICK=False" in r.stderr, r.stderr
+    assert r.stdout.startswith("MOUNT\t")
