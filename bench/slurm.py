@@ -258,10 +258,12 @@ def bench_listing(args: argparse.Namespace, env: dict[str, str], work: str) -> N
     print(" ".join(f"{x:.1f}" for x in os.getloadavg()))
 
 
-def bench_submit(args: argparse.Namespace, env: dict[str, str]) -> None:
+def bench_submit(args: argparse.Namespace, env: dict[str, str], work: str) -> None:
     py = sys.executable
     k = args.submit
-    sbatch = loop_ms([["sbatch", "-J", "bench-sbatch", "--wrap", "true"]] * k, env)
+    # --chdir: the jobs' slurm-N.out files go to the bench's work dir, as dshell's do
+    plain = ["sbatch", "-J", "bench-sbatch", f"--chdir={work}", "--wrap", "true"]
+    sbatch = loop_ms([plain] * k, env)
     run = [py, "-m", "dshell", "run", "-d", "--on", "/hpc", "--name", "bench-run", "--", "true"]
     dshell = loop_ms([run] * k, env)
     print(f"{k} submissions: sbatch loop {sbatch:.0f} ms ({sbatch / k:.1f} ms/job), ", end="")
@@ -331,7 +333,7 @@ def main() -> None:
                 print("SSH path skipped: no test sshd (run as root with openssh-server)")
             else:
                 bench_ssh(args, env, login)
-        bench_submit(args, env)
+        bench_submit(args, env, work)
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         for name in ("bench-held", "bench-sbatch", "bench-run"):
