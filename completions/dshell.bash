@@ -12,8 +12,8 @@ _dshell_node() {
     _dshell_descs=()
     case "$1" in
         '')
-            _dshell_subs='ps inspect run exec kill top svc job mount umount ls cd pwd cat tail nodes drain maint quota reserve unreserve events wait backends engine completion help'
-            _dshell_descs=('ps:List tasks of every mount under PATH (default: the current path).' 'inspect:Show one task (id, unique prefix or path) with its full state history.' 'run:Launch a task: `run [OPTIONS] -- CMD [ARGS…]` (argv, no shell) or...' 'exec:Run COMMAND in a running task'\''s sandbox, environment and cgroups.' 'kill:Stop tasks: SIGTERM to the task'\''s session, the grace period, then...' 'top:Live view of agents and tasks with CPU %, RSS and allocated vs used.' 'svc:Long-running services: deploy, scale, restart, roll back, wait...' 'job:Batch jobs: run now, on cron or ISO 8601 schedules, or after other...' 'mount:Attach a cluster at TARGET; bare `mount` lists the mount table.' 'umount:Detach the cluster mounted at TARGET.' 'ls:List a namespace directory (/, a mount, its tasks, agents, svc,...' 'cd:Change the current namespace path (the REPL and runbooks keep it...' 'pwd:Print the current namespace path.' 'cat:Print files of task sandboxes (`cat /local/tasks/ID/stdout`, or...' 'tail:Print the end of a task'\''s output (a sandbox path or a task id); -f...' 'nodes:List the agents (nodes) of every mount under PATH with total,...' 'drain:Drain NODE (an id, or /MOUNT/agents/ID): no new work is placed on it.' 'maint:Maintenance windows: a node is drained ahead of its window (see...' 'quota:Quota limits and weights of roles (Mesos quota limits and role...' 'reserve:Reserve part of NODE for ROLE (cpus=N mem=MiB disk=MiB; Mesos...' 'unreserve:Give back ROLE'\''s reservation on NODE: all of it, or the sizes given...' 'events:Stream state changes of every mount under PATH, each with its...' 'wait:Wait until each task reaches a state; print the tasks.' 'backends:List backend plugins (entry points in group dshell.backends) with...' 'engine:Control the embedded engine (the /local cluster).' 'completion:Print a completion script: `source <(dshell completion bash)`.' 'help:List verbs, or show the help of one (`help svc deploy`).')
+            _dshell_subs='ps inspect run exec kill top svc job fw mount umount ls cd pwd cat tail nodes drain maint quota reserve unreserve vol events wait backends engine completion help'
+            _dshell_descs=('ps:List tasks of every mount under PATH (default: the current path).' 'inspect:Show one task (id, unique prefix or path) with its full state history.' 'run:Launch a task: `run [OPTIONS] -- CMD [ARGS…]` (argv, no shell) or...' 'exec:Run COMMAND in a running task'\''s sandbox, environment and cgroups.' 'kill:Stop tasks: SIGTERM to the task'\''s session, the grace period, then...' 'top:Live view of agents and tasks with CPU %, RSS and allocated vs used.' 'svc:Long-running services: deploy, scale, restart, roll back, wait...' 'job:Batch jobs: run now, on cron or ISO 8601 schedules, or after other...' 'fw:Nested frameworks: launched as services of a cluster, then mounted...' 'mount:Attach a cluster at TARGET; bare `mount` lists the mount table (and...' 'umount:Detach the cluster mounted at TARGET.' 'ls:List a namespace directory (/, a mount, its tasks, agents, svc,...' 'cd:Change the current namespace path (the REPL and runbooks keep it...' 'pwd:Print the current namespace path.' 'cat:Print files of task sandboxes (`cat /local/tasks/ID/stdout`, or...' 'tail:Print the end of a task'\''s output (a sandbox path or a task id); -f...' 'nodes:List the agents (nodes) of every mount under PATH with total,...' 'drain:Drain NODE (an id, or /MOUNT/agents/ID): no new work is placed on it.' 'maint:Maintenance windows: a node is drained ahead of its window (see...' 'quota:Quota limits and weights of roles (Mesos quota limits and role...' 'reserve:Reserve part of NODE for ROLE (cpus=N mem=MiB disk=MiB; Mesos...' 'unreserve:Give back ROLE'\''s reservation on NODE: all of it, or the sizes given...' 'vol:Persistent volumes: reserved disk shares with a directory on one...' 'events:Stream state changes of every mount under PATH, each with its...' 'wait:Wait until each task reaches a state; print the tasks.' 'backends:List backend plugins (entry points in group dshell.backends) with...' 'engine:Control the embedded engine (the /local cluster).' 'completion:Print a completion script: `source <(dshell completion bash)`.' 'help:List verbs, or show the help of one (`help svc deploy`).')
             _dshell_opts='--version --debug --color -h --help'
             _dshell_vopts='--color'
             ;;
@@ -26,8 +26,8 @@ _dshell_node() {
             _dshell_vopts='-o --output'
             ;;
         'run')
-            _dshell_opts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --after --partition --on -f --file --format --bind --job --dry-run -d --detach -i --interactive -t --tty -h --help'
-            _dshell_vopts='--shell --name --cpus --mem --disk --env -e --port --instances --role --label -C --constraint --idempotency-key --after --partition --on -f --file --format --bind --job'
+            _dshell_opts='--shell --name --cpus --mem --disk --env -e --port --instances --role --tier --priority --label -C --constraint --volume --idempotency-key --after --partition --on -f --file --format --bind --job --dry-run -d --detach -i --interactive -t --tty -h --help'
+            _dshell_vopts='--shell --name --cpus --mem --disk --env -e --port --instances --role --tier --priority --label -C --constraint --volume --idempotency-key --after --partition --on -f --file --format --bind --job'
             _dshell_inter=0
             ;;
         'exec')
@@ -53,8 +53,8 @@ _dshell_node() {
             _dshell_vopts='-o --output'
             ;;
         'svc deploy')
-            _dshell_opts='-f --file --format --bind --job --name --instances --cpus --mem --port --env -e --shell --on --dry-run --force --rollback-on-failure -o --output -q --quiet --raw --wait --no-wait --timeout -h --help'
-            _dshell_vopts='-f --file --format --bind --job --name --instances --cpus --mem --port --env -e --on -o --output --timeout'
+            _dshell_opts='-f --file --format --bind --job --name --instances --cpus --mem --port --env -e --shell --volume --tier --priority --on --dry-run --force --rollback-on-failure -o --output -q --quiet --raw --wait --no-wait --timeout -h --help'
+            _dshell_vopts='-f --file --format --bind --job --name --instances --cpus --mem --port --env -e --volume --tier --priority --on -o --output --timeout'
             _dshell_inter=0
             ;;
         'svc deployments')
@@ -170,6 +170,23 @@ _dshell_node() {
             _dshell_opts='-o --output -q --quiet --raw -h --help'
             _dshell_vopts='-o --output'
             ;;
+        'fw')
+            _dshell_subs='launch ls rm'
+            _dshell_descs=('launch:Launch a framework of KIND (engine, ray…) and mount it at...' 'ls:List the frameworks of every mount under PATH: kind, host, state...' 'rm:Unmount framework NAME (or HOST/fw/NAME) and stop its whole process...')
+            _dshell_opts='-h --help'
+            ;;
+        'fw launch')
+            _dshell_opts='--name --on -o --cpus --mem --disk --ports --timeout --output -q --quiet --raw -h --help'
+            _dshell_vopts='--name --on -o --cpus --mem --disk --ports --timeout --output'
+            ;;
+        'fw ls')
+            _dshell_opts='-o --output -q --quiet --raw -h --help'
+            _dshell_vopts='-o --output'
+            ;;
+        'fw rm')
+            _dshell_opts='--timeout -h --help'
+            _dshell_vopts='--timeout'
+            ;;
         'mount')
             _dshell_opts='-t --type -o --output -q --quiet --raw -h --help'
             _dshell_vopts='-t --type -o --output'
@@ -257,6 +274,23 @@ _dshell_node() {
             _dshell_opts='--on -o --output -q --quiet --raw -h --help'
             _dshell_vopts='--on -o --output'
             ;;
+        'vol')
+            _dshell_subs='ls rm show'
+            _dshell_descs=('ls:List every volume (attached or not) with its size (MiB), agent,...' 'rm:Destroy a volume and its data, giving its disk back; refused (12)...' 'show:Show one volume (NAME, or its path /MOUNT/vol/NAME).')
+            _dshell_opts='-h --help'
+            ;;
+        'vol ls')
+            _dshell_opts='--on -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--on -o --output'
+            ;;
+        'vol rm')
+            _dshell_opts='--on -h --help'
+            _dshell_vopts='--on'
+            ;;
+        'vol show')
+            _dshell_opts='--on -o --output -q --quiet --raw -h --help'
+            _dshell_vopts='--on -o --output'
+            ;;
         'events')
             _dshell_opts='--since --no-follow -o --output -q --quiet --raw -h --help'
             _dshell_vopts='--since -o --output'
@@ -305,6 +339,7 @@ _dshell_value() {
         'ps|@0') _dshell_kind='path' ;;
         'inspect|-o' | 'inspect|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'inspect|@0') _dshell_kind='ref' ;;
+        'run|--tier') _dshell_kind='choice preemptible preferred' ;;
         'run|--on') _dshell_kind='path' ;;
         'run|-f' | 'run|--file') _dshell_kind='file' ;;
         'run|@'*) _dshell_kind='command' ;;
@@ -318,6 +353,7 @@ _dshell_value() {
         'svc abort|-o' | 'svc abort|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc abort|@0') _dshell_kind='service' ;;
         'svc deploy|-f' | 'svc deploy|--file') _dshell_kind='file' ;;
+        'svc deploy|--tier') _dshell_kind='choice preferred preemptible' ;;
         'svc deploy|--on') _dshell_kind='path' ;;
         'svc deploy|-o' | 'svc deploy|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'svc deploy|@'*) _dshell_kind='command' ;;
@@ -369,6 +405,10 @@ _dshell_value() {
         'job rm|-o' | 'job rm|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'job run|-o' | 'job run|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'job show|-o' | 'job show|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'fw launch|--on') _dshell_kind='path' ;;
+        'fw launch|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'fw ls|-o' | 'fw ls|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'fw ls|@0') _dshell_kind='path' ;;
         'mount|-t' | 'mount|--type') _dshell_kind='backend' ;;
         'mount|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'mount|@1') _dshell_kind='path' ;;
@@ -408,6 +448,11 @@ _dshell_value() {
         'unreserve|--on') _dshell_kind='path' ;;
         'unreserve|-o' | 'unreserve|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'unreserve|@0') _dshell_kind='agent' ;;
+        'vol ls|--on') _dshell_kind='path' ;;
+        'vol ls|-o' | 'vol ls|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
+        'vol rm|--on') _dshell_kind='path' ;;
+        'vol show|--on') _dshell_kind='path' ;;
+        'vol show|-o' | 'vol show|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'events|-o' | 'events|--output') _dshell_kind='choice table wide tsv json jsonl yaml name jsonpath=' ;;
         'events|@0') _dshell_kind='path' ;;
         'wait|--for') _dshell_kind='choice STAGING STARTING RUNNING KILLING FINISHED FAILED KILLED LOST ERROR' ;;

@@ -90,6 +90,7 @@ class Capability(StrEnum):
     ATTRIBUTES = "changing node attributes"
     QUOTA = "quotas"
     RESERVATIONS = "reservations"
+    PREEMPTION = "preemption tiers and priorities"
     JOBS = "batch jobs and schedules"
     FRAMEWORKS = "nested frameworks"
     IDEMPOTENCY = "idempotency keys"
@@ -286,6 +287,20 @@ class Backend(ABC):
     def admin_call(self, verb: str, **params: Any) -> Any:
         """Operator verbs (drain, nodes up, quota, reserve, vol, job, fw…)."""
         raise UnsupportedError(self.name, Capability.DRAIN)
+
+
+def seconds_option(value: str, what: str) -> float:
+    """A mount option that is a positive number of seconds (``-o poll=0.5``); UsageError
+    naming the option otherwise. For backends' ``__init__``/``validate_mount``."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0 or number == float("inf"):
+        from .errors import UsageError
+
+        raise UsageError(f"mount -o {what}={value!r}: expected a positive number of seconds")
+    return number
 
 
 def require(backend: Backend, capability: Capability, verb: str | None = None) -> None:

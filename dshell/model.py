@@ -120,6 +120,8 @@ class Task(msgspec.Struct, omit_defaults=True, kw_only=True):
     service: str | None = None  # owning service, if any
     instance: int | None = None  # instance index (service instance, array task)
     parent_task: str | None = None  # the task a nested framework runs in
+    tier: str | None = None  # preemption tier: preferred | preemptible (None: backend has none)
+    priority: int | None = None  # preemption priority, higher wins (None: backend has none)
     pid: int | None = None
     exit_code: int | None = None
     signal: int | None = None
@@ -130,6 +132,7 @@ class Task(msgspec.Struct, omit_defaults=True, kw_only=True):
     started_at: str | None = None
     finished_at: str | None = None
     sandbox: str | None = None
+    volumes: list[str] = []  # persistent volumes it uses, NAME:PATH[:ro]
     history: list[StateChange] = []
     raw: dict[str, Any] | None = None
 
@@ -322,13 +325,18 @@ class Service(msgspec.Struct, omit_defaults=True, kw_only=True):
 
 
 class Volume(msgspec.Struct, omit_defaults=True, kw_only=True):
+    """A persistent volume: a reserved disk share with a directory on one agent."""
+
     name: str
     size: float  # MiB
     mount: str = ""
     agent_id: str | None = None
     role: str | None = None
-    path: str | None = None
-    tasks: list[str] = []
+    path: str | None = None  # the directory on the agent
+    tasks: list[str] = []  # the non-terminal tasks using it
+    attached: bool = True  # mounted in the namespace (umount detaches, keeping the data)
+    service: str | None = None  # the service whose instance owns it (per-instance volumes)
+    created_at: str | None = None
 
 
 class Framework(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -474,6 +482,8 @@ class RunSpec(msgspec.Struct, omit_defaults=True, kw_only=True):
     after: list[str] = []
     volumes: list[str] = []
     workdir: str | None = None
+    tier: str | None = None  # preferred | preemptible (None: the backend's default)
+    priority: int | None = None  # preemption priority (None: 0)
 
 
 # ---- encoding -------------------------------------------------------------------------------

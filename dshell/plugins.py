@@ -45,8 +45,8 @@ def _path_key() -> list[list[object]]:
     return key
 
 
-def _entry_points() -> list[tuple[str, str, str]]:
-    """(name, target, distribution) of every installed backend.
+def _entry_points(group: str = GROUP) -> list[tuple[str, str, str]]:
+    """(name, target, distribution) of every installed backend (or entry point of ``group``).
 
     Scanning distributions with importlib.metadata costs ~20 ms per command, so the result is
     cached in the state dir, keyed on the mtimes of the sys.path directories (an install or
@@ -56,7 +56,7 @@ def _entry_points() -> list[tuple[str, str, str]]:
 
     from .paths import state_dir
 
-    cache = state_dir() / "plugins.cache.json"
+    cache = state_dir() / ("plugins.cache.json" if group == GROUP else f"{group}.cache.json")
     key = _path_key()
     try:
         data = json.loads(cache.read_text(encoding="utf-8"))
@@ -68,7 +68,7 @@ def _entry_points() -> list[tuple[str, str, str]]:
 
     rows = [
         (ep.name, ep.value, getattr(ep.dist, "name", None) or "?")
-        for ep in entry_points(group=GROUP)
+        for ep in entry_points(group=group)
     ]
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +78,12 @@ def _entry_points() -> list[tuple[str, str, str]]:
     except OSError:
         pass  # a read-only state dir only costs the scan next time
     return rows
+
+
+def cached_entry_points(group: str) -> list[tuple[str, str, str]]:
+    """(name, target, distribution) of the entry points of ``group``, cached as above (e.g.
+    ``dshell.frameworks``: the kinds of ``fw launch``)."""
+    return _entry_points(group)
 
 
 @dataclass

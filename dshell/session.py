@@ -71,6 +71,8 @@ class Session:
     attached: bool = False  # inside an attached run/exec: dshell's own failures exit 125
     _registry: Registry | None = None
     _mounts: list[Mount] | None = None
+    #: framework mounts as opened (row, resolved), see dshell.frameworks.resolve
+    fw_mounts: dict[str, tuple[Mount, Mount]] = field(default_factory=dict)
 
     # ---- backends ----------------------------------------------------------------------------
 
@@ -83,6 +85,10 @@ class Session:
         return self._registry
 
     def backend(self, mount: Mount) -> Backend:
+        if "fw" in mount.options:  # a framework's row: its address comes from its host
+            from .frameworks import resolve
+
+            mount = resolve(self, mount)
         return self.registry.backend_for(mount)
 
     # ---- namespace ---------------------------------------------------------------------------
@@ -95,6 +101,7 @@ class Session:
 
     def invalidate_mounts(self) -> None:
         self._mounts = None
+        self.fw_mounts.clear()
 
     def abspath(self, path: str | None) -> str:
         return normpath(path or ".", self.cwd)

@@ -33,3 +33,32 @@ def run_services(
         timeout=timeout,
         check=False,
     )
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def sandbox_pids(state: Path, cmdline: Path | None = None) -> list[int]:
+    """Live processes launched by the engine whose state dir is ``state`` (their environment
+    names a sandbox under it), and those naming ``cmdline`` on their command line."""
+    marker = f"DSHELL_SANDBOX={state}/".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                mine = marker in fh.read()
+            if not mine and cmdline is not None:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    mine = str(cmdline).encode() in fh.read()
+        except OSError:
+            continue
+        if mine and pid_alive(int(entry)):
+            found.append(int(entry))
+    return found

@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-echo "== installing dshell and the test dependencies" >&2
-"$PY" -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' >&2 || true
+echo "== installing dshell and the test dependencies (with Ray: tests/ray)" >&2
+"$PY" -m pip install -q --disable-pip-version-check -e '.[test,ray]' 2>&1 | grep -v '^WARNING: Location' >&2 || true
 "$PY" -c 'import dshell, pytest, pexpect' # fail loudly if the install did not take
 
 echo "== services: sshd, Slurm, ZooKeeper (tests/services/services.sh)" >&2

@@ -24,15 +24,21 @@ def mount(
     quiet: bool,
     raw: bool,
 ) -> None:
-    """Attach a cluster at TARGET; bare `mount` lists the mount table.
+    """Attach a cluster at TARGET; bare `mount` lists the mount table (and the volumes).
 
     \b
     Like mount(8), -o takes mount options; the output format is --output.
       dshell mount -t slurm -o partition=debug localhost /hpc
       dshell mount -t slurm ssh://me@login:22 /hpc2
       dshell mount --output json
+    \b
+    Persistent volumes (type volume: a reserved disk share with a directory on one agent;
+    size in MiB or 128M/1G, role and agent optional):
+      dshell mount -t volume -o size=128M,agent=a1 db /local/vol/db
+      dshell run --volume db:data -- sh -c 'date >> data/log'
     """
     from ..core import mounts as core
+    from ..core.volumes import mount_rows
     from ..render.views import MOUNT
 
     session = session_of(ctx)
@@ -40,7 +46,7 @@ def mount(
     if source is None and target is None:
         if type_ or options:
             raise click.UsageError("mount: -t/-o need SOURCE and TARGET")
-        out.listing(session.mounts(), MOUNT, fmt)
+        out.listing([*session.mounts(), *mount_rows(session)], MOUNT, fmt)
         return
     if target is None:
         raise click.UsageError("mount: missing TARGET (usage: mount -t TYPE SOURCE TARGET)")
@@ -52,7 +58,12 @@ def mount(
 @click.argument("target")
 @click.pass_context
 def umount(ctx: click.Context, target: str) -> None:
-    """Detach the cluster mounted at TARGET. Its tasks and data are untouched."""
+    """Detach the cluster mounted at TARGET. Its tasks and data are untouched.
+
+    \b
+    A volume (/MOUNT/vol/NAME) is detached from the namespace and keeps its data (refused
+    while a task uses it); `mount -t volume NAME /MOUNT/vol/NAME` attaches it again and
+    `vol rm NAME` destroys it."""
     from ..core import mounts as core
 
     session = session_of(ctx)

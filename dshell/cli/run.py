@@ -36,6 +36,13 @@ if TYPE_CHECKING:
 )
 @click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--role", help="Resource role (default: your user name).")
+@click.option(
+    "--tier",
+    type=click.Choice(["preemptible", "preferred"]),
+    help="Preemption tier (default: preemptible): preferred tasks may take the place of "
+    "preemptible ones of a lower --priority when resources are short.",
+)
+@click.option("--priority", type=int, help="Preemption priority (default 0; higher wins).")
 @click.option("--label", "labels", multiple=True, metavar="K=V", help="Label (repeatable).")
 @click.option(
     "-C",
@@ -45,6 +52,14 @@ if TYPE_CHECKING:
     metavar="FIELD:OP[:VALUE]",
     help="Placement constraint, Marathon's (repeatable): hostname:UNIQUE, rack:GROUP_BY:3, "
     "rack:MAX_PER:2, rack:LIKE:r[12], rack:IS:r1, rack:CLUSTER.",
+)
+@click.option(
+    "--volume",
+    "volumes",
+    multiple=True,
+    metavar="NAME:PATH[:ro]",
+    help="Persistent volume NAME at PATH (relative: in the sandbox); the task runs on the "
+    "volume's agent (repeatable). Create one with `mount -t volume`.",
 )
 @click.option("--idempotency-key", metavar="KEY", help="The same key never launches twice.")
 @click.option(
@@ -86,8 +101,11 @@ def run(
     ports: tuple[str, ...],
     instances: int,
     role: str | None,
+    tier: str | None,
+    priority: int | None,
     labels: tuple[str, ...],
     constraints: tuple[str, ...],
+    volumes: tuple[str, ...],
     idempotency_key: str | None,
     after: tuple[str, ...],
     partition: str | None,
@@ -120,8 +138,10 @@ def run(
     if spec_file:
         if command or shell_cmd:
             raise UsageError("run: give -f SPEC or a command, not both")
-        if after or partition:
-            raise UsageError("run -f: --after and --partition go with a command")
+        if after or partition or tier or priority is not None:
+            raise UsageError(
+                "run -f: --after, --partition, --tier and --priority go with a command"
+            )
         bind = parse_kv(binds, "--bind")
         _run_file(session, spec_file, (spec_format, bind, job_key), on, detach, dry_run)
         return
@@ -143,8 +163,11 @@ def run(
         port_numbers=_port_numbers(ports),
         instances=instances,
         role=role,
+        tier=tier,
+        priority=priority,
         labels=parse_kv(labels, "--label"),
         constraints=_constraints(constraints),
+        volumes=_volumes(volumes),
         idempotency_key=idempotency_key,
         tty=tty or interactive,
         after=list(after),
@@ -219,6 +242,12 @@ def _port_numbers(ports: tuple[str, ...]) -> list[int]:
             raise UsageError(f"run: --port {p!r}: the host port must be 1..65535")
         numbers.append(int(number) if eq else 0)
     return numbers if any(numbers) else []
+
+
+def _volumes(texts: tuple[str, ...]) -> list[str]:
+    from ..volumes import parse_ref
+
+    return [str(parse_ref(t)) for t in texts]
 
 
 def _constraints(texts: tuple[str, ...]) -> list[Constraint]:

@@ -356,6 +356,20 @@ def svc_logs(ctx: click.Context, name: str, follow: bool, stream: str) -> None:
 @click.option("--env", "-e", "env", multiple=True, metavar="K=V", help="Environment (repeatable).")
 @click.option("--shell", "use_shell", is_flag=True, help="Run the command with /bin/sh -c.")
 @click.option(
+    "--volume",
+    "volumes",
+    multiple=True,
+    metavar="PATH:SIZE",
+    help="A persistent volume per instance at PATH in its sandbox, e.g. data:128M (repeatable; "
+    "instances relaunch on their volume's agent; `svc rm` destroys the volumes).",
+)
+@click.option(
+    "--tier",
+    type=click.Choice(["preferred", "preemptible"]),
+    help="Preemption tier of the instances (default: preferred).",
+)
+@click.option("--priority", type=int, help="Preemption priority (default 0; higher wins).")
+@click.option(
     "--on", metavar="PATH", help="Cluster to deploy on (default: current mount, else /local)."
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan (and placement); launch nothing.")
@@ -378,6 +392,9 @@ def svc_deploy(
     ports: tuple[str, ...],
     env: tuple[str, ...],
     use_shell: bool,
+    volumes: tuple[str, ...],
+    tier: str | None,
+    priority: int | None,
     on: str | None,
     dry_run: bool,
     force: bool,
@@ -402,6 +419,10 @@ def svc_deploy(
     session = session_of(ctx)
     if spec_file and (command or name):
         raise UsageError("svc deploy: give -f SPEC, or --name NAME -- CMD (not both)")
+    if spec_file and volumes:
+        raise UsageError("svc deploy: --volume goes with --name NAME -- CMD (a spec has volumes)")
+    if spec_file and (tier is not None or priority is not None):
+        raise UsageError("svc deploy: --tier/--priority go with --name NAME -- CMD, not -f")
     out, fmt = out_fmt(session, output, quiet, raw)
     if spec_file:
         bind = parse_kv(binds, "--bind")
@@ -410,7 +431,13 @@ def svc_deploy(
             out.warn(warning)
         svcs, groups = list(loaded.services), list(loaded.groups)
     elif name and command:
-        svcs, groups = [_from_flags(name, command, instances, cpus, mem, ports, env, use_shell)], []
+        svc = _from_flags(name, command, instances, cpus, mem, ports, env, use_shell)
+        svcs, groups = [_with_volumes(svc, volumes)], []
+        if tier is not None or priority is not None:  # a spec file says them itself
+            import msgspec
+
+            tiered = msgspec.structs.replace(svcs[0], tier=tier, priority=priority or 0)
+            svcs = [tiered]
     else:
         raise UsageError("svc deploy: give -f SPEC, or --name NAME -- CMD")
     _mount, backend, plan = services.deploy(
@@ -457,6 +484,24 @@ def _show_dry_run(out: Any, fmt: Any, plan: list[Any], specs: list[Any]) -> None
             svc = services.get(item.service)
             item.spec = msgspec.to_builtins(svc) if svc is not None else None
     out.listing(plan, PLAN, fmt)
+
+
+def _with_volumes(svc: Any, volumes: tuple[str, ...]) -> Any:
+    """``--volume PATH:SIZE``: Marathon's resident app (per-instance persistent volumes, its
+    upgrade strategy defaults: minimumHealthCapacity 0.5, maximumOverCapacity 0)."""
+    if not volumes:
+        return svc
+    import msgspec
+
+    from ..specs.model import UpgradeStrategySpec, VolumeSpec
+    from ..volumes import parse_service_volume
+
+    vols = []
+    for text in volumes:
+        path, size = parse_service_volume(text)
+        vols.append(VolumeSpec(container_path=path, size=size))
+    upgrade = UpgradeStrategySpec(minimum_health_capacity=0.5, maximum_over_capacity=0.0)
+    return msgspec.structs.replace(svc, volumes=vols, upgrade_strategy=upgrade)
 
 
 def _from_flags(

@@ -21,8 +21,11 @@ def agents_table(agents: Sequence[Any]) -> Any:
     table = Table(title="agents", title_justify="left", expand=False)
     heads = ("MOUNT", "AGENT", "STATE", "CPU alloc", "MEM alloc", "CPU used", "MEM used", "TASKS")
     reserving = any(a.reserved.cpus or a.reserved.mem for a in agents)
+    disking = any(a.allocated.disk for a in agents)  # e.g. persistent volumes
     for h in (*heads, "CPU resv") if reserving else heads:  # reservations: when there are some
         table.add_column(h)
+    if disking:
+        table.add_column("DISK alloc")
     for a in agents:
         row: list[Any] = [
             Text(a.mount),
@@ -36,6 +39,8 @@ def agents_table(agents: Sequence[Any]) -> Any:
         ]
         if reserving:
             row.append(_bar(a.reserved.cpus, a.total.cpus))
+        if disking:
+            row.append(_bar(a.allocated.disk, a.total.disk))
         table.add_row(*row)
     return table
 

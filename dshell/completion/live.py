@@ -54,7 +54,7 @@ class Snapshot:
 def fetch(registry: Registry, mount: Mount) -> MountIds:
     """Ask one mount for its ids. Blocks as long as the backend does: call it in a thread."""
     try:
-        backend = registry.backend_for(quiet(registry, mount))
+        backend = registry.backend_for(quiet(registry, _concrete(registry, mount)))
         caps = backend.capabilities
         tasks = (
             [t.id for t in backend.list_tasks(TaskQuery(all=True))]
@@ -68,6 +68,18 @@ def fetch(registry: Registry, mount: Mount) -> MountIds:
     except Exception as exc:  # noqa: BLE001 - a plugin bug must not break completion; it is shown
         return MountIds(mount.target, error=f"error: {type(exc).__name__}: {exc}", at=_now())
     return MountIds(mount.target, tuple(tasks), tuple(services), tuple(agents), at=_now())
+
+
+def _concrete(registry: Registry, mount: Mount) -> Mount:
+    """A framework's row (``fw=NAME,host=PATH``) resolved to what serves it, as a command
+    would open it (dshell.frameworks.resolve), so its ids are the framework's own, not its
+    host's."""
+    if "fw" not in mount.options:
+        return mount
+    from ..frameworks import resolve
+    from ..session import Session
+
+    return resolve(Session(_registry=registry), mount)
 
 
 def quiet(registry: Registry, mount: Mount) -> Mount:

@@ -79,6 +79,14 @@ def ls(session: Session, path: str | None, *, all_tasks: bool = True) -> list[Fi
             FileEntry(name=s.name, kind="service", detail=f"{s.running}/{s.instances} {s.state}")
             for s in backend.list_services()
         ]
+    if head == "fw" and not rest and Capability.SERVICES in backend.capabilities:
+        from .fw import frameworks_on  # frameworks launched by the shell run as services
+
+        fws = frameworks_on(backend, res.mount.target)
+        known = {f.name for f in fws}
+        return [
+            FileEntry(name=f.name, kind="framework", detail=f"{f.kind} {f.state}") for f in fws
+        ] + [e for e in _mount_entries(session, res.path) if e.name not in known]
     if head in ("vol", "fw") and not rest:
         nested = _mount_entries(session, res.path)
         cap = Capability.VOLUMES if head == "vol" else Capability.FRAMEWORKS
@@ -89,7 +97,7 @@ def ls(session: Session, path: str | None, *, all_tasks: bool = True) -> list[Fi
         own = [
             FileEntry(name=o.name, kind="volume" if head == "vol" else "framework")
             for o in objs
-            if o.name not in names
+            if o.name not in names and getattr(o, "attached", True)  # umount: not listed
         ]
         return own + nested
     if head in ("agents", "svc") and len(rest) == 1:

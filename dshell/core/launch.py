@@ -57,6 +57,10 @@ def submit(session: Session, mount: Mount, spec: RunSpec) -> tuple[Backend, list
         require(backend, Capability.TTY, "run -t")
     if spec.after:
         require(backend, Capability.DEPENDENCIES, "run --after")
+    if spec.volumes:
+        require(backend, Capability.VOLUMES, "run --volume")
+    if spec.tier is not None or spec.priority is not None:
+        require(backend, Capability.PREEMPTION, "run --tier/--priority")
     if spec.partition and "partition" not in backend.options:  # a cluster with partitions
         raise UnsupportedError(backend.name, "partitions", "run --partition")
     tasks = backend.submit(spec)

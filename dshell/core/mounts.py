@@ -18,6 +18,10 @@ def mount(
     """Validate with the backend, then persist (nothing is written for a bad mount)."""
     if not type_:
         raise UsageError("mount: -t TYPE is required (see `dshell backends` for the types)")
+    if type_ == "volume":  # a persistent volume of a mounted cluster, at /MOUNT/vol/NAME
+        from .volumes import mount_volume
+
+        return mount_volume(session, source, target, options)
     path = check_target(session.abspath(target))
     new = Mount(target=path, type=type_, source=source, options=parse_options(options))
     cls = session.registry.load(type_)
@@ -34,6 +38,11 @@ def mount(
 
 
 def umount(session: Session, target: str) -> Mount:
+    from .volumes import row, umount_volume, volume_target
+
+    where = volume_target(session, target)
+    if where is not None:  # /MOUNT/vol/NAME: detach the volume, keep its data
+        return row(umount_volume(session, *where))
     path = session.abspath(target)
     removed = session.table.remove(path)
     session.registry.forget(path)

@@ -65,6 +65,10 @@ def stats(session: Session, path: str | None) -> Fanned[TaskStats]:
         return backend.stats()
 
     result = fan_out(session, target_mounts(session, path), call)
+    # A nested framework's task already counts its children (they run inside its cgroup): a
+    # child whose parent is listed too is left out, so `top /` counts each resource once.
+    listed = {s.task_id for s in result.rows}
+    result.rows = [s for s in result.rows if s.parent_task not in listed]
     result.rows.sort(key=lambda s: -s.cpu_percent)
     return result
 

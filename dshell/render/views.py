@@ -108,6 +108,9 @@ TASK = View(
         Column("PORTS", _task_ports, wide=True),
         Column("HEALTH", field("health"), wide=True),
         Column("PARENT", field("parent_task"), wide=True),
+        Column("TIER", field("tier"), wide=True),
+        Column("PRIO", field("priority"), wide=True, align="right"),
+        Column("VOLUMES", lambda t, _h: ",".join(t.volumes) or "-", wide=True),
         Column("LABELS", _labels, wide=True),
         Column("COMMAND", _task_cmd, wide=True),
         Column("REASON", _task_why, wide=True),
@@ -128,7 +131,9 @@ def _reservations(a: Any, _h: bool) -> str:
     per_role = getattr(a, "reservations", None) or {}
     return (
         ",".join(
-            f"{role}:cpus={_num(r.cpus)}/mem={_num(r.mem)}" for role, r in sorted(per_role.items())
+            f"{role}:cpus={_num(r.cpus)}/mem={_num(r.mem)}"
+            + (f"/disk={_num(r.disk)}" if r.disk else "")
+            for role, r in sorted(per_role.items())
         )
         or "-"
     )
@@ -153,6 +158,8 @@ AGENT = View(
         Column("CPUS_USED", _res("used", "cpus"), wide=True, align="right"),
         Column("MEM_USED", _res("used", "mem"), wide=True, align="right"),
         Column("DISK", _res("total", "disk"), wide=True, align="right"),
+        Column("DISK_ALLOC", _res("allocated", "disk"), wide=True, align="right"),
+        Column("DISK_RESERVED", _res("reserved", "disk"), wide=True, align="right"),
         Column(
             "PORTS",
             lambda a, _h: ",".join(f"{lo}-{hi}" for lo, hi in a.port_ranges) or "-",
@@ -299,6 +306,23 @@ DEPLOYMENT = View(
         Column("MESSAGE", field("message"), wide=True),
     ),
     lambda d: d.id,
+)
+
+VOLUME = View(
+    "volume",
+    (
+        Column("MOUNT", field("mount")),
+        Column("NAME", field("name")),
+        Column("SIZE", lambda v, _h: _num(v.size), align="right"),
+        Column("AGENT", field("agent_id")),
+        Column("ROLE", field("role")),
+        Column("ATTACHED", lambda v, _h: "yes" if v.attached else "no"),
+        Column("TASKS", lambda v, _h: ",".join(v.tasks) or "-"),
+        Column("SERVICE", field("service"), wide=True),
+        Column("CREATED", _time("created_at"), wide=True),
+        Column("PATH", field("path"), wide=True),
+    ),
+    lambda v: v.name,
 )
 
 MOUNT = View(

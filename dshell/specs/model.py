@@ -83,6 +83,8 @@ class HealthCheckSpec(msgspec.Struct, **_S):
     max_consecutive_failures: int = 3
     expected_response: str | None = None  # Aurora: the body must equal this (case-insensitive)
     expected_status: int | None = None  # Aurora: the status must equal this (else 200-399)
+    # dshell: HTTP over this Unix socket (an absolute path) instead of a port (nested engines)
+    unix_socket: str | None = None
 
 
 class ReadinessCheckSpec(msgspec.Struct, **_S):

@@ -76,6 +76,8 @@ def to_runspec(spec: ServiceSpec | BatchJobSpec, source: str) -> tuple[RunSpec, 
         labels=dict(spec.labels),
         constraints=list(spec.constraints),
         templates=any("{{" in arg for arg in spec.command),
+        tier=getattr(spec, "tier", None),  # a service's (batch jobs have none)
+        priority=getattr(spec, "priority", None) or None,
     )
     return run, notes
 

@@ -117,10 +117,13 @@ def check_health(svc: ServiceSpec, hc: HealthCheckSpec, names: list[str], issues
     if hc.protocol == "COMMAND":
         if not hc.command:
             issues.error_at(hc, "command", "a COMMAND check needs a command")
+    elif hc.unix_socket is not None:
+        if hc.protocol != "HTTP" or not hc.unix_socket.startswith("/"):
+            issues.error_at(hc, "unix_socket", "an absolute socket path, for HTTP checks only")
     else:
         _check_port_ref(svc, hc, names, issues)
-        if hc.path is not None and not hc.path.startswith("/"):
-            issues.error_at(hc, "path", f"must start with '/', got {hc.path!r}")
+    if hc.protocol != "COMMAND" and hc.path is not None and not hc.path.startswith("/"):
+        issues.error_at(hc, "path", f"must start with '/', got {hc.path!r}")
     for field in ("grace_period", "interval", "timeout", "delay", "max_consecutive_failures"):
         value = getattr(hc, field)
         # max_consecutive_failures is an int, maybe beyond what a float holds: no isfinite().

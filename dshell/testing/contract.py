@@ -70,6 +70,7 @@ class BackendContract:
             Capability.EXEC: lambda: backend.exec("no-such-task", ["true"]),
             Capability.STATS: backend.stats,
             Capability.SERVICES: backend.list_services,
+            Capability.VOLUMES: lambda: backend.admin_call("vol_ls"),
         }
         for cap, probe in probes.items():
             if cap not in backend.capabilities:

@@ -154,6 +154,9 @@ class Allocator:
         self.unavailable: dict[str, str] = {}
         # agent -> role -> reserved cpus/mem/disk (dshell_local.quotas keeps them persisted)
         self.reservations: dict[str, dict[str, Resources]] = {}
+        # agent -> role -> MiB of disk held by persistent volumes (dshell_local.volumes): counted
+        # as allocated on the agent (and shown as reserved for the role) while the volume exists
+        self.volume_disk: dict[str, dict[str, float]] = {}
         self._offer_ids = itertools.count(1)
 
     # ---- roles and shares -----------------------------------------------------------------
@@ -470,6 +473,13 @@ class Allocator:
 
     # ---- views ----------------------------------------------------------------------------
 
+    def _reserved_view(self, agent_id: str) -> dict[str, Resources]:
+        """Reservations per role, persistent volumes' disk included."""
+        out = dict(self.reservations.get(agent_id, {}))
+        for role, mib in self.volume_disk.get(agent_id, {}).items():
+            out[role] = out.get(role, Resources()) + Resources(disk=mib)
+        return out
+
     def agent_views(self, used: dict[str, Resources]) -> list[Agent]:
         return [
             Agent(
@@ -481,8 +491,8 @@ class Allocator:
                     a.allocated.cpus, a.allocated.mem, a.allocated.disk, len(a.ports_held)
                 ),
                 used=used.get(a.spec.id, Resources()),
-                reserved=self.reserved_by(a.spec.id),
-                reservations=dict(self.reservations.get(a.spec.id, {})),
+                reserved=sum(self._reserved_view(a.spec.id).values(), Resources()),
+                reservations=self._reserved_view(a.spec.id),
                 attributes=dict(a.spec.attributes),
                 port_ranges=list(a.spec.ports),
                 tasks=len(a.tasks),

@@ -125,6 +125,9 @@ class EngineStatus(msgspec.Struct, omit_defaults=True, kw_only=True):
     last_event: int = 0
     tcp: str | None = None
     recovery: dict[str, int] = {}
+    # how tasks see their persistent volumes: "bind mounts in a private mount namespace" or
+    # "symlinks (no mount namespace: <why>)"
+    volumes: str | None = None
 
 
 class RoleShare(msgspec.Struct, omit_defaults=True):

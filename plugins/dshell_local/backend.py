@@ -36,6 +36,7 @@ from dshell.model import (
     ServiceVersion,
     Task,
     TaskStats,
+    Volume,
 )
 
 from . import api
@@ -118,6 +119,8 @@ class LocalBackend(Backend):
             Capability.ATTRIBUTES,
             Capability.QUOTA,
             Capability.RESERVATIONS,
+            Capability.VOLUMES,
+            Capability.PREEMPTION,
         }
     )
     options: ClassVar[dict[str, str]] = {
@@ -146,6 +149,19 @@ class LocalBackend(Backend):
                 control.start()
             self._client = c
         return self._client
+
+    def _engine_up(self) -> bool:
+        """Whether the engine answers (without starting it)."""
+        if self._client is not None:
+            return True
+        from . import control
+
+        path = self.mount.options.get("socket") or str(control.socket_path())
+        probe = EngineClient(path)
+        try:
+            return probe.ping()
+        finally:
+            probe.close()
 
     def close(self) -> None:
         if self._client is not None:
@@ -277,7 +293,8 @@ class LocalBackend(Backend):
         """drain (node, reason, grace), undrain (node), attributes (node, set, unset),
         maint_ls, maint_schedule (node, start | start_in, duration), maint_cancel (node, all),
         quota_ls, quota_set (role, cpus, mem, disk, weight), quota_rm (role),
-        reserve / unreserve (node, role, cpus, mem, disk)."""
+        reserve / unreserve (node, role, cpus, mem, disk), vol_ls, vol_create (name, size,
+        role, agent), vol_show / vol_umount / vol_rm (name)."""
         node = params.get("node")
         if verb == "drain":
             body: dict[str, Any] = {"agent": node, "reason": params.get("reason")}
@@ -310,6 +327,13 @@ class LocalBackend(Backend):
             body = {"agent": node, **{k: v for k, v in params.items() if k != "node"}}
             body = {k: v for k, v in body.items() if v is not None}
             return self.client.call("POST", f"/reservations/{verb}", RoleQuota, body)
+        if verb == "vol_ls":
+            if params.get("passive") and not self._engine_up():
+                return []  # a listing (bare `mount`) does not start the engine
+            return self.client.call("GET", "/volumes", list[Volume])
+        if verb in ("vol_create", "vol_show", "vol_umount", "vol_rm"):
+            body = {k: v for k, v in params.items() if v is not None}
+            return self.client.call("POST", f"/volumes/{verb[4:]}", Volume, body)
         raise UnsupportedError(self.name, f"the {verb!r} operation")
 
     def events(self, *, since: int | None = None, follow: bool = True) -> Iterator[Event]:

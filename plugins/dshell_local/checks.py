@@ -21,6 +21,8 @@ it, with Aurora's additions where named (all times in seconds):
   (no thread or process per check); their socket is closed whatever happens.
 - **Port.** ``port`` if set, else the named port ``port_name``, else the port at ``port_index``
   (default 0) of the instance (:class:`CheckTarget`).
+  An HTTP check with ``unix_socket`` (dshell's own, for a nested engine's API) connects to that
+  socket instead and has no port.
 - **Grace period.** Failures within ``grace_period`` of the task's start are not counted, until
   the first success: after it the grace period is over.
 - **Counting.** A success resets the consecutive failures and marks the instance healthy. A
@@ -324,6 +326,22 @@ async def _exchange(
             return result
 
 
+async def unix_exchange(
+    path: str, request: bytes, timeout: float, want_body: bool
+) -> tuple[int, bytes]:
+    """``_exchange`` over a Unix socket (``unix_socket`` checks: a nested engine's API)."""
+    response = _Response(want_body)
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.setblocking(False)
+        async with asyncio.timeout(timeout):
+            await loop.sock_connect(sock, path)
+            await loop.sock_sendall(sock, request)
+            while (result := response.feed(await loop.sock_recv(sock, 65536))) is None:
+                pass
+            return result
+
+
 async def _tls_exchange(
     host: str, port: int, request: bytes, response: _Response, tls: ssl.SSLContext
 ) -> tuple[int, bytes]:
@@ -427,6 +445,8 @@ def _validate(target: CheckTarget, spec: HealthCheckSpec) -> int | None:
         if not (spec.command or "").strip():
             raise CheckConfigError("health check command: required for protocol COMMAND")
         return None
+    if spec.unix_socket is not None:
+        return None
     return _resolve_port(target, spec)
 
 
@@ -519,8 +539,13 @@ class HealthMonitor(_Monitor[_Watched]):
         spec = chk.spec
         if spec.protocol == "COMMAND":
             return await self._command(target, spec.command or "", spec.timeout)
-        assert chk.port is not None
         try:
+            if spec.unix_socket is not None:
+                status, body = await unix_exchange(
+                    spec.unix_socket, chk.request, spec.timeout, spec.expected_response is not None
+                )
+                return _judge(spec, status, body)
+            assert chk.port is not None
             if spec.protocol == "TCP":
                 await tcp_connect(target.host, chk.port, spec.timeout)
                 return True, "connected"

@@ -197,6 +197,7 @@ class Need:
     group: str
     rules: tuple[Rule, ...] = ()
     ports: tuple[int, ...] = ()  # host ports by position (0: any); Marathon's requirePorts
+    agent: str | None = None  # the only agent it may use (where its persistent volumes are)
 
     @property
     def fixed_ports(self) -> list[int]:
@@ -210,12 +211,13 @@ def need_of(rec: TaskRecord) -> Need | None:
     rules = to_rules(rt.constraints)
     ports = tuple(rt.port_numbers)
     service = task.service or task.labels.get(SERVICE_LABEL)
+    pin = rt.agent_pin
     if service:
-        return Need(f"service:{service}", rules, ports)
+        return Need(f"service:{service}", rules, ports, pin)
     if rt.placement_group:
-        return Need(rt.placement_group, rules, ports)
-    if any(ports):
-        return Need(f"run:{task.id}", rules, ports)
+        return Need(rt.placement_group, rules, ports, pin)
+    if any(ports) or pin:
+        return Need(f"run:{task.id}", rules, ports, pin)
     return None
 
 

@@ -35,6 +35,7 @@ from .execadapter import connect_executor
 from .execport import ExecutorError, ExecutorPort
 from .execsession import exec_handler
 from .maintenance import MaintenanceController
+from .preemptor import grace_from
 from .routes import CONTEXT, Context, add_routes
 from .sandbox import Sandboxes
 from .server import Listeners, make_app, tls_context
@@ -92,6 +93,7 @@ class Daemon:
         jobs = JobController(engine, clock, max_sleep)
         jobs.load()  # likewise: exits found now end the jobs' runs
         maint = MaintenanceController(engine, services, jobs, clock, max_sleep)
+        engine.preemption.grace_of = grace_from(services, jobs)  # victims' own kill grace
         maint.load()  # before any placement: agents in maintenance are offered to nobody
         self.recovered = await recovery.reconcile(engine)
         engine.set_ready()
@@ -228,6 +230,7 @@ class Daemon:
             last_event=self.engine.bus.committed,
             tcp=self.cfg.tcp.listen if self.cfg.tcp else None,
             recovery=self.recovered,
+            volumes=self.engine.volumes.mode.describe(),
         )
 
     async def _sample_loop(self, engine: Engine, sampler: StatsSampler) -> None:

@@ -32,6 +32,7 @@ from .events import EventBus
 from .execport import ExecutorError, ExecutorPort, ExitReport, Spawned
 from .framework import MetaFramework
 from .ids import IdGenerator
+from .preemptor import Preemptor
 from .quotas import RoleController
 from .sandbox import Sandboxes
 from .state import Store
@@ -46,6 +47,7 @@ from .tasks import (
     inherited_env,
     transition,
 )
+from .volumes import VolumeController
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,10 @@ class Engine:
         self.framework.port_open = self.allocator.port_open
         self.framework.unavailable = self.allocator.unavailable
         self.roles = RoleController(self)
+        self.preemption = Preemptor(self)  # preferred tasks taking preemptible ones' place
         self.roles.load()  # quotas, weights, reservations: before any placement
+        self.volumes = VolumeController(self)
+        self.volumes.load()  # persistent volumes hold their agents' disk
         self.bus = EventBus(store, cfg.engine.event_retention)
         store.on_rollback(self.bus.rollback)
         self.ids = IdGenerator()
@@ -165,6 +170,7 @@ class Engine:
             if existing:
                 return [self.get(t) for t in existing], False
         recs = submitting.build(spec, self.ids, self.allocator, templates=templates)
+        self.volumes.claim(spec, recs)  # their volumes' agent, or an error naming the volume
         need = placement.need_of(recs[0])  # one group and constraints per submission
         for rec in recs:
             self.records[rec.task.id] = rec
@@ -184,9 +190,11 @@ class Engine:
 
     def _cycle(self) -> None:
         self._cycle_pending = False
-        grants = self.allocator.cycle([self.framework])
+        grants = self.preemption.place_ready()  # first: what their victims left is theirs
+        grants += self.allocator.cycle([self.framework])
         starting = [self._prepare(g) for g in grants]
-        changed = self._update_waiting()
+        preempting = self.preemption.select()
+        changed = self._update_waiting() or preempting
         for i in range(0, len(starting), LAUNCH_BATCH):  # pipelined: spawning overlaps exits
             self.spawn_bg(self.launch(starting[i : i + LAUNCH_BATCH]))
         if changed and not starting:
@@ -240,7 +248,10 @@ class Engine:
         await self.store.commit()  # the write-ahead record of every launch below
         self.crash.hit("after_commit")
         limit = self.cfg.engine.pids_limit
-        specs = [launching.spawn_spec(rec, limit, self._base_env) for rec in recs]
+        specs = [
+            self.volumes.spawn_spec(rec, launching.spawn_spec(rec, limit, self._base_env))
+            for rec in recs
+        ]
         pending = asyncio.Event()
         for rec in recs:
             self._spawning[rec.task.id] = pending
@@ -324,6 +335,7 @@ class Engine:
         task_id = rec.task.id
         self.records.pop(task_id, None)
         self.framework.remove(task_id)
+        self.preemption.ending(task_id)  # before the release: a victim's share stays held
         self.allocator.release(task_id)
         timer = self.timers.pop(task_id, None)
         if timer is not None:

@@ -200,6 +200,7 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
         await send_error(ws, "bad_request", str(exc) or "no command received")
         return ws
     env = process_env({**rec.task.env, **req.env})
+    req.command = await engine.volumes.exec_command(rec, req.command)  # into its mount namespace
     try:
         proc = await ExecProcess.start(req, rec.task.sandbox, env)
     except OSError as exc:

@@ -71,6 +71,11 @@ class MetaFramework:
         self.pending[role].pop(task_id, None)
         return True
 
+    def take(self, task_id: str) -> bool:
+        """Take a waiting task out of the queue: it is placed another way (a preemptor, on
+        its victims' agent); its group and constraints stay."""
+        return self._dequeue(task_id)
+
     def remove(self, task_id: str) -> bool:
         """The task ended or was killed: it no longer waits, nor counts for its group."""
         self._needs.pop(task_id, None)
@@ -145,7 +150,7 @@ class MetaFramework:
         queue = self.pending.get(role, {})
         left = {o.id: o.resources for o in offers}
         failed: set[Shape] = set()
-        failed_by_group: dict[str, set[tuple[Shape, tuple[cons.Rule, ...]]]] = {}
+        failed_by_group: dict[str, set[tuple[Shape, tuple[cons.Rule, ...], str | None]]] = {}
         needs = self._needs
         taken: set[tuple[str, int]] = set()  # fixed ports handed out in this round
         launches: list[Launch] = []
@@ -154,13 +159,20 @@ class MetaFramework:
                 break
             need = needs.get(task_id)
             chosen: Offer | None
+            mine = offers  # a task with persistent volumes: only its volumes' agent
+            if need is not None and need.agent is not None:
+                mine = [o for o in offers if o.agent_id == need.agent]
             if need is not None and need.fixed_ports:
-                chosen = self._fit_fixed_ports(res, need, offers, left, taken)
+                chosen = self._fit_fixed_ports(res, need, mine, left, taken)
                 if chosen is None:
                     continue
                 taken.update((chosen.agent_id, p) for p in need.fixed_ports)
             elif need is not None and need.rules:
-                chosen = self._fit_constrained(res, need, offers, left, failed_by_group)
+                chosen = self._fit_constrained(res, need, mine, left, failed_by_group)
+                if chosen is None:
+                    continue
+            elif need is not None and need.agent is not None:
+                chosen = next((o for o in mine if res.fits_in(left[o.id])), None)
                 if chosen is None:
                     continue
             else:
@@ -232,9 +244,9 @@ class MetaFramework:
         need: cons.Need,
         offers: list[Offer],
         left: dict[str, Resources],
-        failed_by_group: dict[str, set[tuple[Shape, tuple[cons.Rule, ...]]]],
+        failed_by_group: dict[str, set[tuple[Shape, tuple[cons.Rule, ...], str | None]]],
     ) -> Offer | None:
-        key = (_shape(res), need.rules)
+        key = (_shape(res), need.rules, need.agent)
         tried = failed_by_group.get(need.group)
         if tried is not None and key in tried:
             return None
@@ -254,18 +266,23 @@ class MetaFramework:
         out: dict[str, str] = {}
         if not self._needs:
             return out
-        seen: dict[tuple[str, tuple[cons.Rule, ...], Shape], str | None] = {}
+        seen: dict[tuple[str, tuple[cons.Rule, ...], Shape, str | None], str | None] = {}
         for queue in self.pending.values():
             for task_id, res in queue.items():
                 need = self._needs.get(task_id)
+                if need is not None and need.agent is not None and not need.rules:
+                    out[task_id] = self._pinned_wait(need.agent, res, free)
+                    continue
                 if need is not None and need.fixed_ports:
                     out[task_id] = self._port_wait(need.fixed_ports)
                     continue
                 if need is None or not need.rules:
                     continue
-                key = (need.group, need.rules, _shape(res))
+                key = (need.group, need.rules, _shape(res), need.agent)
                 if key not in seen:
                     usable, spread = self._usable_sites(need.rules, res)
+                    if need.agent is not None:
+                        usable = [s for s in usable if s.id == need.agent]
                     placed = self.placements.tally(need.group)
                     seen[key] = cons.explain_wait(
                         need.rules,
@@ -281,6 +298,19 @@ class MetaFramework:
                 if message is not None:
                     out[task_id] = message
         return out
+
+    def _pinned_wait(self, agent: str, res: Resources, free: Callable[[str], Resources]) -> str:
+        """Why a task held to its persistent volumes' agent waits."""
+        where = f"agent {agent} (it holds the task's persistent volumes)"
+        if agent in self.unavailable:
+            return f"waiting for {where}: {self.unavailable[agent]}"
+        avail = free(agent)
+        short = [
+            f"{k} {getattr(res, k):g} > free {getattr(avail, k):g}"
+            for k in ("cpus", "mem", "disk", "ports")
+            if getattr(res, k) > getattr(avail, k) + 1e-9
+        ]
+        return f"waiting for resources on {where}" + (f": {', '.join(short)}" if short else "")
 
     def _port_wait(self, ports: list[int]) -> str:
         open_on = [a for a in self._sites if all(self.port_open(a, p) for p in ports)]

@@ -15,7 +15,7 @@ from aiohttp import web
 from dshell.errors import NotFoundError, UsageError
 from dshell.model import Framework, RunSpec, Task
 
-from . import api
+from . import api, volapi
 from .engine import Engine
 from .server import decode_body, json_response, query_flag, query_float, raw_json_response
 from .services import ServiceController
@@ -339,3 +339,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{p}/jobs", list_jobs)
     app.router.add_post(f"{p}/jobs/create", create_jobs)
     app.router.add_post(f"{p}/jobs/{{verb}}", job_verb)
+    volapi.add_routes(app, p)

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Container
+from collections.abc import Callable, Container
 from pathlib import Path
 
 from dshell.errors import NotFoundError, UsageError
@@ -37,6 +37,9 @@ class Sandboxes:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # a task's persistent volumes: path in the sandbox -> the volume's directory (set by
+        # dshell_local.volumes); a path under one resolves inside that directory instead
+        self.volume_dirs: Callable[[str], dict[str, str]] = lambda _task_id: {}
 
     def path(self, task_id: str) -> Path:
         return self.root / task_id
@@ -73,6 +76,9 @@ class Sandboxes:
             raise UsageError(f"{rel!r}: absolute paths are not allowed in a sandbox")
         if ".." in Path(rel).parts:
             raise UsageError(f"{rel!r}: '..' is not allowed in a sandbox path")
+        through = self._through_volume(task_id, rel)
+        if through is not None:
+            return through
         base = os.path.realpath(self.path(task_id))
         if not os.path.isdir(base):
             raise NotFoundError(f"task {task_id}: sandbox is gone")
@@ -80,6 +86,23 @@ class Sandboxes:
         if os.path.commonpath([base, full]) != base:
             raise UsageError(f"{rel!r}: path leads outside the sandbox of {task_id}")
         return Path(full)
+
+    def _through_volume(self, task_id: str, rel: str) -> Path | None:
+        """``rel`` inside one of the task's persistent volumes (same checks as the sandbox),
+        or None when it is not under a volume's path."""
+        parts = Path(rel).parts
+        for where, directory in self.volume_dirs(task_id).items():
+            head = Path(where).parts
+            if parts[: len(head)] != head:
+                continue
+            base = os.path.realpath(directory)
+            if not os.path.isdir(base):
+                raise NotFoundError(f"task {task_id}: the volume at {where!r} is gone")
+            full = os.path.realpath(os.path.join(base, *parts[len(head) :]))
+            if os.path.commonpath([base, full]) != base:
+                raise UsageError(f"{rel!r}: path leads outside the volume at {where!r}")
+            return Path(full)
+        return None
 
     def list_dir(self, task_id: str, rel: str) -> list[FileEntry]:
         path = self.resolve(task_id, rel or ".")

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from dshell.errors import ConflictError, NotFoundError, TimeoutExpired, UsageError
+from dshell.errors import ConflictError, DshellError, NotFoundError, TimeoutExpired, UsageError
 from dshell.model import (
     MAX_INSTANCES,
     Deployment,
@@ -63,7 +63,7 @@ from dshell.specs.model import GroupSpec, ServiceSpec
 from . import thermos
 from .submit import INSTANCE_LABEL, SERVICE_LABEL, VERSION_LABEL
 from .svcapi import DeployRequest, PlanItem, ServiceCall
-from .tasks import REASON_DRAINING, REASON_KILLED, TaskRecord, utcnow
+from .tasks import REASON_DRAINING, REASON_KILLED, REASON_PREEMPTED, TaskRecord, utcnow
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -200,6 +200,8 @@ class ServiceController:
         self._changed: dict[str, list[asyncio.Future[None]]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._stable: dict[str, asyncio.TimerHandle] = {}
+        self._no_volume: dict[str, str] = {}  # why an instance's volume could not be made
+        engine.volumes.on_freed.append(self._retry_volumes)
         self._loop_task: asyncio.Task[None] | None = None
         self.health: Any = None
         self.readiness: Any = None
@@ -281,8 +283,8 @@ class ServiceController:
         svc = self.services.get(name)
         if svc is None or expected:
             return
-        if task.reason in (REASON_KILLED, REASON_DRAINING) and not health_kill:
-            return  # a user's kill, or its agent's maintenance: replaced at once, not a crash
+        if task.reason in (REASON_KILLED, REASON_DRAINING, REASON_PREEMPTED) and not health_kill:
+            return  # a user's kill, its agent's maintenance, a preemption: not a crash
         self._crashed(svc, task.labels.get(VERSION_LABEL), task.id)
 
     def _crashed(self, svc: ServiceRec, version: str | None, task_id: str) -> None:
@@ -390,6 +392,11 @@ class ServiceController:
         """Reconcile ``name`` soon."""
         self._dirty.add(name)
         self._wake.set()
+
+    def _retry_volumes(self) -> None:
+        """A volume's disk is back: services waiting for room for theirs try again."""
+        for name in list(self._no_volume):
+            self.mark(name)
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -502,7 +509,8 @@ class ServiceController:
             await self._launch(svc, version, index)
         if launches:
             self.engine.crash.hit("svc_after_launch")
-        svc.message = message or self._placement_message(live)
+        no_volume = self._no_volume.get(svc.name)
+        svc.message = message or no_volume or self._placement_message(live)
         self._check_done(svc)
         self._save(svc)
         await self.engine.store.commit()
@@ -528,6 +536,7 @@ class ServiceController:
                     self._kill(svc, rec, "service stopped")
         await self._announce(svc, live)
         if svc.removing and not live:
+            self.engine.volumes.destroy_service(svc.name)  # Marathon: they go with the app
             del self.services[svc.name]
             self.members.pop(svc.name, None)
             self.engine.store.put_service(svc.name, None)
@@ -671,6 +680,13 @@ class ServiceController:
         labels = dict(spec.labels)
         labels.update({SERVICE_LABEL: svc.name, VERSION_LABEL: version, INSTANCE_LABEL: str(index)})
         command, shell = self._command_of(spec)
+        try:  # per-instance persistent volumes: created at the first launch, then reused
+            volumes = self.engine.volumes.for_instance(svc.name, spec, index)
+        except DshellError as exc:
+            log.warning("service %s: instance %d not launched: %s", svc.name, index, exc)
+            self._no_volume[svc.name] = f"instance {index} waits for its volumes: {exc.message}"
+            return
+        self._no_volume.pop(svc.name, None)
         run = RunSpec(
             command=command,
             shell=shell,
@@ -684,6 +700,9 @@ class ServiceController:
             role=spec.role,
             labels=labels,
             constraints=list(spec.constraints),
+            tier=spec.tier,
+            priority=spec.priority,
+            volumes=volumes,
         )
         tasks, _ = await self.engine.submit(run, templates=True)
         for task in tasks:
@@ -834,11 +853,15 @@ class ServiceController:
             raise UsageError(f"service {spec.name}: {problem}")
 
     def _spec_problem(self, spec: ServiceSpec, dry_run: bool = False) -> str | None:
-        unsupported = "is not supported by the local engine yet"
         if not _NAME.match(spec.name):
             return "bad name (letters, digits, '.', '_', '-'; path segments joined by '/')"
         if not 0 <= spec.instances <= MAX_INSTANCES:
             return f"instances: must be 0 to {MAX_INSTANCES:,}"
+        from .preemption import problem as tier_problem
+
+        bad_tier = tier_problem(spec.tier, spec.priority)
+        if bad_tier:
+            return bad_tier
         if thermos.needs_runner(spec.processes):
             bad = thermos.problem(self._thermos_spec(spec))
             if bad:
@@ -851,8 +874,10 @@ class ServiceController:
                 return "require_ports: every port needs its number (the host port to use)"
             if not self.engine.allocator.offers_ports(numbers):
                 return f"require_ports: no agent offers host port(s) {numbers}"
-        if spec.volumes and not dry_run:
-            return f"volumes: persistent volumes {unsupported}"
+        if spec.volumes:
+            problem = self.engine.volumes.problem(spec)
+            if problem:
+                return problem
         res = Resources(
             cpus=spec.resources.cpus,
             mem=spec.resources.mem,
@@ -967,8 +992,8 @@ class ServiceController:
                 if vols:
                     size = sum(v.size for v in vols)
                     notes.append(
-                        f"{len(vols)} persistent volume(s), {size:g} MiB per instance: planned "
-                        "only (the local engine does not create persistent volumes yet)"
+                        f"{len(vols)} persistent volume(s), {size:g} MiB per instance: created "
+                        "at each instance's first launch, on the agent it then stays on"
                     )
                 item.message = "; ".join(notes) or None
             return plan

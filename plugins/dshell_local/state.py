@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS services (name TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (name TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS roles (name TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS volumes (name TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS job_runs (
     job TEXT NOT NULL,
     n INTEGER NOT NULL,
@@ -176,6 +177,25 @@ class Store:
         """Every role record, by name."""
         self._apply()
         rows = self._db.execute("SELECT data FROM roles ORDER BY name").fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def put_volume(self, name: str, data: bytes | None) -> None:
+        """Write (or, with ``None``, delete) a persistent volume's record."""
+        self._apply()
+        self._begin()
+        if data is None:
+            self._db.execute("DELETE FROM volumes WHERE name = ?", (name,))
+        else:
+            self._db.execute(
+                "INSERT INTO volumes(name, data) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET data=excluded.data",
+                (name, data),
+            )
+
+    def volumes(self) -> list[bytes]:
+        """Every persistent volume record, by name."""
+        self._apply()
+        rows = self._db.execute("SELECT data FROM volumes ORDER BY name").fetchall()
         return [bytes(r[0]) for r in rows]
 
     def put_job(self, name: str, data: bytes | None) -> None:

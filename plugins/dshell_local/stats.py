@@ -56,6 +56,7 @@ class StatsSampler:
                         task.resources.cpus, task.resources.mem, task.resources.disk
                     ),
                     processes=u.nprocs,
+                    parent_task=task.parent_task,
                 )
             )
         self._latest = {s.task_id: (s.cpu_percent / 100.0, s.rss) for s in out}

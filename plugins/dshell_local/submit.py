@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import PurePosixPath
 
@@ -9,6 +10,7 @@ from dshell.errors import UsageError
 from dshell.model import MAX_INSTANCES, Resources, RunSpec, StateChange, Task, TaskState
 
 from . import constraints as placement
+from . import preemption
 from .allocator import DEFAULT_ROLE, ROLE_NAME, Allocator
 from .ids import IdGenerator, default_name, sanitize_name
 from .tasks import TaskRecord, TaskRuntime, utcnow
@@ -52,15 +54,17 @@ def validate(spec: RunSpec) -> None:
     for key, value in spec.env.items():
         if not _ENV_KEY.match(key) or "\x00" in value:
             raise UsageError(f"run: bad environment variable {key!r}")
+    bad = preemption.problem(spec.tier, 0 if spec.priority is None else spec.priority)
+    if bad:
+        raise UsageError(f"run: {bad}")
     if spec.role is not None and not _ROLE.match(spec.role):
         raise UsageError(f"run: bad role {spec.role!r}")
     if spec.workdir is not None:
         wd = PurePosixPath(spec.workdir)
         if wd.is_absolute() or ".." in wd.parts:
             raise UsageError("run: workdir must be a relative path inside the sandbox")
-    for field in ("after", "volumes"):
-        if getattr(spec, field):
-            raise UsageError(f"run: the local engine does not support {field} yet")
+    if spec.after:
+        raise UsageError("run: the local engine does not support after yet")
     _rules(spec)
 
 
@@ -136,6 +140,7 @@ def build(
     service = spec.labels.get(SERVICE_LABEL)
     first = int(spec.labels.get(INSTANCE_LABEL, "0")) if service else 0
     group = f"service:{service}" if service else None  # else the submission: its first task
+    parent = os.environ.get("DSHELL_PARENT_TASK") or None  # a nested engine: its host task
     for index in range(first, first + spec.instances):
         task_id = ids.new_id(name)
         group = group or f"run:{task_id}"
@@ -153,6 +158,9 @@ def build(
             env=dict(spec.env),
             instance=index,
             service=service,
+            parent_task=parent,
+            tier=spec.tier or preemption.default_tier(service is not None),
+            priority=spec.priority or 0,
             created_at=now,
             sandbox=None,
             history=[StateChange(state=TaskState.STAGING.value, at=now)],

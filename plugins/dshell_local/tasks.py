@@ -32,6 +32,7 @@ REASON_SANDBOX = "REASON_SANDBOX_ERROR"
 REASON_LAUNCH = "REASON_LAUNCH_FAILED"
 REASON_WAITING = "REASON_WAITING_FOR_RESOURCES"
 REASON_DRAINING = "REASON_AGENT_DRAINING"  # killed because its agent was drained or went DOWN
+REASON_PREEMPTED = "REASON_PREEMPTED"  # killed to make room for a task of a higher priority
 
 _ALLOWED: dict[TaskState, frozenset[TaskState]] = {
     TaskState.STAGING: frozenset(
@@ -80,6 +81,7 @@ class TaskRuntime(msgspec.Struct, omit_defaults=True, kw_only=True):
     # and its validated constraints (dshell_local.constraints.need_of reads them back)
     placement_group: str | None = None
     constraints: list[Constraint] = []
+    agent_pin: str | None = None  # the agent holding its persistent volumes: placed there only
 
 
 class TaskRecord:

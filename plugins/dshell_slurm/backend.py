@@ -24,14 +24,21 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import msgspec
-from dshell.backend import Availability, Backend, Capability, ExecHandle, Mount, TaskQuery
+from dshell.backend import (
+    Availability,
+    Backend,
+    Capability,
+    ExecHandle,
+    Mount,
+    TaskQuery,
+    seconds_option,
+)
 from dshell.errors import (
     ConflictError,
     NotFoundError,
     TimeoutExpired,
     UnreachableError,
     UnsupportedError,
-    UsageError,
 )
 from dshell.model import (
     Agent,
@@ -60,16 +67,6 @@ from .parse_nodes import job_stats, nodes_to_agents
 from .runner import Runner, check_source, is_local
 from .state import EventLog, TaskCache, cluster_dir, now
 from .submit import JOB_ID, Defaults, job_name, sbatch_args
-
-
-def _positive(value: str, what: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = 0.0
-    if number <= 0:
-        raise UsageError(f"mount -o {what}={value!r}: expected a positive number of seconds")
-    return number
 
 
 class SlurmBackend(Backend):
@@ -110,9 +107,9 @@ class SlurmBackend(Backend):
     def __init__(self, mount: Mount) -> None:
         super().__init__(mount)
         opts = mount.options
-        self.poll = _positive(opts.get("poll", "1"), "poll")
-        self.timeout = _positive(opts.get("timeout", "60"), "timeout")
-        self.history = _positive(opts.get("history", "86400"), "history")
+        self.poll = seconds_option(opts.get("poll", "1"), "poll")
+        self.timeout = seconds_option(opts.get("timeout", "60"), "timeout")
+        self.history = seconds_option(opts.get("history", "86400"), "history")
         self.defaults = Defaults(opts.get("partition"), opts.get("account"), opts.get("workdir"))
         self.slurm = SlurmClient(mount, self.timeout)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_service
+from conftest import pid_alive, require_service, sandbox_pids
 from dshell_local import control
 from dshell_local.client import EngineClient
 
@@ -39,14 +39,6 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, what: str
         time.sleep(0.02)
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
-    except (FileNotFoundError, IndexError):
-        return False
-
-
 def _pid_in(path: Path) -> int | None:
     try:
         return int(path.read_text().split()[0])
@@ -60,16 +52,9 @@ def kill_leftover_tasks(state: Path) -> None:
     A test that kills the engine and then fails leaves tasks no engine will stop; they must
     not outlive the test (they would load the machine for every later test).
     """
-    marker = f"DSHELL_SANDBOX={state}/".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                if marker in fh.read():
-                    os.kill(int(entry), signal.SIGKILL)
-        except (OSError, ValueError):
-            continue
+    for pid in sandbox_pids(state):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def stop_everything(runtime: Path) -> None:

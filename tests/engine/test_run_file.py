@@ -87,8 +87,12 @@ def test_dry_run_plans_persistent_volumes_and_reads_stdin(
     plan = json.loads(res.stdout)
     assert plan[0]["service"] == "postgres" and "persistent volume" in plan[0]["message"]
     assert plan[0]["spec"]["volumes"][0]["container_path"]
-    res = cli("svc deploy -f -", stdin=text)
-    assert res.status == 2 and "volumes" in res.stderr
+    # a resident app must not run more instances than asked during an upgrade: refused
+    bad = text.replace(
+        '"instances": 1,', '"instances": 1, "upgradeStrategy": {"maximumOverCapacity": 1},'
+    )
+    res = cli("svc deploy -f -", stdin=bad)
+    assert res.status == 2 and "persistent volumes" in res.stderr
     assert engine.list_tasks(all=True) == []
 
 

@@ -278,11 +278,12 @@ class Cgroups:
         pids: set[int] = set()
         mem = tc.paths.get("memory")
         for d in [mem] if first_only and mem else tc.dirs():
-            try:
-                with open(d + "/cgroup.procs", "rb") as f:
-                    pids.update(int(x) for x in f.read().split())
-            except FileNotFoundError:
-                continue
+            for sub in _tree(d):  # a nested engine's task groups live below the task's
+                try:
+                    with open(sub + "/cgroup.procs", "rb") as f:
+                        pids.update(int(x) for x in f.read().split())
+                except FileNotFoundError:
+                    continue
         return pids
 
     def oom_kills(self, tc: TaskCgroup) -> int:
@@ -320,6 +321,12 @@ class Cgroups:
         are still busy (processes left)."""
         done = True
         for d in tc.dirs():
+            nested = _tree(d)[1:]  # groups a nested engine made inside the task's: deepest first
+            for sub in reversed(nested):
+                done = _rmdir(sub) and done
+            if nested:
+                done = _rmdir(d) and done
+                continue
             if self.pool_max and os.path.isdir(d) and not _has_procs(d) and self._recycle(d):
                 continue
             done = _rmdir(d) and done
@@ -417,6 +424,20 @@ def _rmdir(path: str) -> bool:
     except OSError:  # EBUSY: processes left; anything else: the caller retries later
         return False
     return True
+
+
+def _tree(path: str) -> list[str]:
+    """``path`` and the cgroups below it, parents first. A cgroup directory's link count is 2
+    plus its subgroups, so the usual childless task group costs one stat, not a listing."""
+    try:
+        if os.stat(path).st_nlink <= 2:
+            return [path]
+    except FileNotFoundError:
+        return [path]
+    out = [path]
+    for root, dirs, _files in os.walk(path):
+        out.extend(os.path.join(root, d) for d in dirs)
+    return out
 
 
 def _has_procs(path: str) -> bool:
