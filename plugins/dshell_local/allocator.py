@@ -221,10 +221,20 @@ class Allocator:
 
     # ---- quotas and reservations ----------------------------------------------------------
 
+    def role_volumes(self, role: str) -> float:
+        """MiB of disk the role's persistent volumes hold (on every agent)."""
+        return sum(per_role.get(role, 0.0) for per_role in self.volume_disk.values())
+
+    def _held(self, role: str, state: RoleState, kind: str) -> float:
+        """What counts against a role's quota: its tasks' allocations and, for disk, its
+        persistent volumes (as Mesos counts reserved resources against quota)."""
+        held: float = getattr(state.allocated, kind)
+        return held + self.role_volumes(role) if kind == "disk" else held
+
     def headroom(self, role: str) -> dict[str, float]:
         """What ``role`` may still take under its quota limits (only the limited kinds)."""
         state = self.role(role)
-        return {k: lim - getattr(state.allocated, k) for k, lim in state.quota.items()}
+        return {k: lim - self._held(role, state, k) for k, lim in state.quota.items()}
 
     def quota_block(self, role: str, res: Resources) -> str | None:
         """Why a launch of ``res`` under ``role`` would exceed its quota (None: it would not)."""
@@ -233,7 +243,7 @@ class Allocator:
             return None
         for kind, limit in state.quota.items():
             asked = getattr(res, kind)
-            held = getattr(state.allocated, kind)
+            held = self._held(role, state, kind)
             if asked > 1e-9 and held + asked > limit + 1e-9:
                 msg = f"role {role}: quota {kind} {limit:g} — {held:g} allocated, {asked:g} asked"
                 if asked > limit + 1e-9:

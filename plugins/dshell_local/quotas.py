@@ -131,7 +131,12 @@ class RoleController:
             role=role,
             weight=state.weight,
             limits=dict(state.quota),
-            allocated=Resources(state.allocated.cpus, state.allocated.mem, state.allocated.disk),
+            # what counts against the quota: tasks' allocations and the role's volumes' disk
+            allocated=Resources(
+                state.allocated.cpus,
+                state.allocated.mem,
+                state.allocated.disk + alloc.role_volumes(role),
+            ),
             reserved=reserved,
             share=alloc.share(role),
             pending=self.engine.framework.demand().get(role, 0),

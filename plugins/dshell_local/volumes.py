@@ -215,6 +215,9 @@ class VolumeController:
         if req.size is None:
             raise UsageError(f"mount: a new volume needs -o size=SIZE (e.g. size=128M): {req.name}")
         role = req.role or DEFAULT_ROLE
+        over = self.engine.allocator.quota_block(role, Resources(disk=req.size))
+        if over is not None:
+            raise ConflictError(f"mount: volume {req.name}: {over.split(' (')[0]}")
         agent_id = req.agent or self._roomiest(role)
         room = self._room(agent_id, role)
         if req.size > room + 1e-9:

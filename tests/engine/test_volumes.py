@@ -389,3 +389,26 @@ def test_an_instance_waits_for_room_for_its_volume(three: None, cli: CliRunner) 
     ok(cli, "vol rm big2")  # room again: the instance is launched there
     wait_until(lambda: json.loads(ok(cli, "svc status kv -o json"))["running"] == 1, what="running")
     assert vols(cli)["kv#0-data"]["agent_id"] == "a2"
+
+
+@pytest.mark.engine
+def test_volumes_count_against_their_roles_disk_quota(three: None, cli: CliRunner) -> None:
+    """A persistent volume is reserved disk: it counts against its role's disk quota (as
+    Mesos counts reservations), so a volume beyond it is refused and tasks see less room."""
+    ok(cli, "quota set team disk=200")
+    res = cli("mount -t volume -o size=256M,role=team big /local/vol/big")
+    assert res.status == ExitCode.CONFLICT, res.stderr
+    assert "quota disk 200" in res.stderr and "big" in res.stderr
+    assert "big" not in vols(cli)
+    ok(cli, "mount -t volume -o size=150M,role=team small /local/vol/small")
+    team = next(q for q in json.loads(ok(cli, "quota ls -o json")) if q["role"] == "team")
+    assert team["allocated"]["disk"] == 150
+    res = cli("mount -t volume -o size=100M,role=team second /local/vol/second")
+    assert res.status == ExitCode.CONFLICT and "150 allocated" in res.stderr, res.stderr
+    # a task of the role asking for more disk than is left waits, with the quota as its reason
+    waiting = launch(cli, "--role team --disk 100 --cpus 0.01 --mem 16", "sleep 30")
+    t = wait_until(lambda: (t := task(cli, waiting))["message"] and t, what="a reason")
+    assert t["state"] == "STAGING" and "quota disk" in t["message"], t  # type: ignore[index]
+    ok(cli, f"kill -y {waiting}")
+    ok(cli, "vol rm small")
+    ok(cli, "mount -t volume -o size=200M,role=team big /local/vol/big")
