@@ -1,9 +1,11 @@
-"""A real Ray cluster for the live tests: the ``ray`` kind's services deployed on a private
-embedded engine, once per module (Ray takes 5-15 s to start, much longer on a busy machine).
+"""A real Ray cluster for the live tests: ``fw launch ray`` on a private embedded engine, once
+per module (Ray takes 5-15 s to start, much longer on a busy machine). It is the one Ray
+cluster the engine-hosted tests start (the issue allows two per test run; the other is the
+Slurm-hosted one of test_fw_slurm.py), so the backend's tests and the ``fw`` verbs' checks share
+it.
 
 Needs Ray (``pip install 'dshell[ray]'``; tests/run-all.sh installs it): skipped without it
-locally, a failure in CI. The fixture deploys the kind's batches through the engine's service
-API itself, as ``fw launch`` does, so the backend's tests do not depend on the ``fw`` verbs.
+locally, a failure in CI.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from pathlib import Path
 
 import pytest
 from dshell.backend import Backend, Mount
-from dshell.core.services import wait_until
 from dshell.frameworks import LaunchRequest, service_name
 from dshell.model import Endpoint, Resources
 
@@ -49,21 +50,35 @@ def cluster_pids(state: Path, base: Path) -> list[int]:
 class RayCluster:
     host: Backend  # the engine it runs on
     backend: RayBackend
-    mount: Mount  # how the CLI mounts it (source + token_file)
+    mount: Mount  # how the CLI mounts it by hand (source + token_file), resolved from the row
     state: Path
     base: Path  # HOST_RUNTIME/fw/NAME
     req: LaunchRequest
     endpoints: dict[str, list[Endpoint]]
 
     def teardown(self) -> None:
-        """Remove the services (their whole process trees) and the kind's files."""
-        for name in (workers_service(self.req.name), service_name(self.req.name)):
-            with contextlib.suppress(Exception):
-                self.host.service_call("rm", name)
-        for name in (workers_service(self.req.name), service_name(self.req.name)):
-            with contextlib.suppress(Exception):
-                wait_until(self.host, name, "removed", 120)
-        RayKind().remove(self.host, self.req)
+        """``fw rm``: unmount it, remove its services (their whole process trees) and files."""
+        status, _err = dshell("fw", "rm", self.req.name)
+        if status != 0:  # the test fails elsewhere; still leave nothing behind
+            for name in (workers_service(self.req.name), service_name(self.req.name)):
+                with contextlib.suppress(Exception):
+                    self.host.service_call("rm", name)
+            RayKind().remove(self.host, self.req)
+
+
+def dshell(*argv: str) -> tuple[int, str]:
+    """One dshell command in-process, in the environment as it is now: (status, stderr)."""
+    import io
+
+    from dshell.cli.main import invoke
+    from dshell.session import Env, Session
+
+    err = io.StringIO()
+    session = Session(env=Env(stdout=io.StringIO(), stderr=err, stdin=io.StringIO()))
+    try:
+        return invoke(session, list(argv)), err.getvalue()
+    finally:
+        session.close()
 
 
 def private_ports(config: Path) -> None:
@@ -78,24 +93,16 @@ def private_ports(config: Path) -> None:
     )
 
 
-def _deploy(host: Backend, req: LaunchRequest) -> dict[str, list[Endpoint]]:
-    kind = RayKind()
-    kind.check(host, req)
-    endpoints: dict[str, list[Endpoint]] = {}
-    for _ in range(4):
-        batch = kind.services(host, req, endpoints)
-        if not batch:
-            return endpoints
-        host.service_call("deploy", "-", services=batch, groups=[])
-        for spec in batch:
-            wait_until(host, spec.name, "deployed", 240)
-            endpoints[spec.name] = list(host.service_call("endpoints", spec.name))
-    raise AssertionError("the ray kind never finished")
-
-
 @contextlib.contextmanager
 def ray_cluster(name: str, workers: int) -> Iterator[RayCluster]:
-    """An engine in private dirs with a Ray cluster on it; everything stopped afterwards."""
+    """An engine in private dirs with a Ray cluster launched on it by ``fw launch ray`` (the
+    one Ray cluster of the engine-hosted tests), removed by ``fw rm``; whatever a failed test
+    leaves is killed. The environment stays set while the cluster lives, so the ``cli``
+    fixture talks to this engine (``/local``) and sees the framework at ``/local/fw/NAME``."""
+    from dshell.frameworks import resolve
+    from dshell.namespace import MountTable
+    from dshell.session import Session
+
     from dshell_local import control
     from dshell_local.backend import LocalBackend
 
@@ -114,26 +121,41 @@ def ray_cluster(name: str, workers: int) -> Iterator[RayCluster]:
         private_ports(tmp / "config")
         control.start()
         host = LocalBackend(Mount(target="/local", type="local", source="localhost"))
-        req = LaunchRequest(
-            name=name,
-            kind="ray",
-            host="/local",
-            options={"workers": str(workers)},
-            resources=Resources(cpus=2, mem=1024 + 384 * workers + 768 * (1 + workers)),
-        )
+        mem = 1024 + 384 * workers + 768 * (1 + workers)
         base = runtime / "fw" / name
         cluster = None
         try:
-            endpoints = _deploy(host, req)
-            source, opts = RayKind().mount_source(host, req, endpoints)
-            mount = Mount(target="/ray", type="ray", source=source, options=opts)
+            status, err = dshell(
+                "fw", "launch", "ray", "--name", name, "--on", "/local", "--cpus", "2",
+                "--mem", str(mem), "-o", f"workers={workers}", "--timeout", "400",
+            )  # fmt: skip
+            assert status == 0, f"fw launch ray: {status} {err}"
+            row = next(m for m in MountTable().load() if m.target == f"/local/fw/{name}")
+            session = Session()
+            try:
+                mount = resolve(session, row)
+            finally:
+                session.close()
             backend = RayBackend(
-                Mount(target="/ray", type="ray", source=source, options={**opts, "poll": "0.2"})
+                Mount(
+                    target="/ray",
+                    type="ray",
+                    source=mount.source,
+                    options={**mount.options, "poll": "0.2"},
+                )
             )
+            req = LaunchRequest(
+                name=name, kind="ray", host="/local", options={"workers": str(workers)},
+                resources=Resources(cpus=2, mem=mem),
+            )  # fmt: skip
+            endpoints = {
+                svc: list(host.service_call("endpoints", svc))
+                for svc in (service_name(name), workers_service(name))
+            }
             cluster = RayCluster(host, backend, mount, state, base, req, endpoints)
             yield cluster
         finally:
-            if cluster is not None:
+            if cluster is not None and base.exists():
                 cluster.teardown()
             with contextlib.suppress(Exception):
                 control.stop(kill_tasks=True, timeout=60)

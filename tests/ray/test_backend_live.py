@@ -1,10 +1,11 @@
-"""The ray backend against a real Ray cluster (a head and one worker node, started by the
-``ray`` framework kind on a private embedded engine): the backend contract, then the verbs
-through the CLI, the network exposure, and a teardown that leaves no process behind.
+"""The ray backend and ``fw launch ray`` against a real Ray cluster (a head and two worker
+nodes, launched by ``fw launch ray -o workers=2`` on a private embedded engine): the
+framework as the host and the ``fw`` verbs see it, the backend contract, the verbs through the
+CLI, the network exposure, and ``fw rm`` leaving no process behind.
 
-Marked slow: the module's one cluster takes 20-60 s to start on a loaded 2-core machine
-(the tests themselves take a few seconds each). Tests run in file order; the last one tears
-the cluster down.
+Marked slow: the module's one cluster takes 20-90 s to start on a loaded 2-core machine
+(the tests themselves take a few seconds each). Tests run in file order; the last one removes
+the framework.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.engine, pytest.mark.timeout(600)]
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RayCluster]:
-    with ray_cluster("rt", workers=1) as c:
+    with ray_cluster("rt", workers=2) as c:
         yield c
 
 
@@ -61,15 +62,33 @@ def until(backend: RayBackend, task_id: str, state: TaskState, timeout: float = 
         time.sleep(0.2)
 
 
+def test_the_framework_as_its_host_sees_it(cluster: RayCluster, cli: CliRunner) -> None:
+    """fw launch left a head and one task per worker on the host, a mount row that names the
+    framework (not an address), and fw ls / ls PATH/fw list it."""
+    tasks = json.loads(ok(cli, "ps /local -o json"))
+    assert sorted(t["service"] for t in tasks) == ["fw-rt", "fw-rt-workers", "fw-rt-workers"]
+    row = next(line for line in ok(cli, "mount").splitlines() if "/local/fw/rt\t" in line)
+    assert "fw=rt" in row and "127.0.0.1" not in row
+    fws = json.loads(ok(cli, "fw ls / -o json"))
+    assert [(f["name"], f["kind"], f["state"]) for f in fws] == [("rt", "ray", "RUNNING")]
+    assert "rt" in ok(cli, "ls /local/fw")
+    nodes = json.loads(ok(cli, "nodes /local/fw/rt -o json"))
+    assert len(nodes) == 3 and sum(n["attributes"]["head"] == "true" for n in nodes) == 1
+    program = "import ray; ray.init(); print(int(ray.cluster_resources()['CPU']))"
+    res = cli(["run", "--on", "/local/fw/rt", "--", "python3", "-c", program])
+    assert res.status == 0, res.stderr
+    assert res.stdout.splitlines()[-1] == "3"  # one logical CPU per node
+
+
 class TestRayContract(BackendContract):
     @pytest.fixture
     def backend(self, cluster: RayCluster) -> RayBackend:
         return cluster.backend
 
 
-def test_nodes_are_the_head_and_the_worker(mounted: CliRunner) -> None:
+def test_nodes_are_the_head_and_the_workers(mounted: CliRunner) -> None:
     rows = json.loads(ok(mounted, "nodes /ray -o json"))
-    assert sorted(r["attributes"]["head"] for r in rows) == ["false", "true"]
+    assert sorted(r["attributes"]["head"] for r in rows) == ["false", "false", "true"]
     assert all(r["state"] == "UP" and r["total"]["cpus"] >= 1 for r in rows)
     assert all(r["attributes"]["ip"] == "127.0.0.1" for r in rows)
 
@@ -90,7 +109,7 @@ def test_a_ray_program_runs_in_the_cluster(mounted: CliRunner, cluster: RayClust
     )
     res = mounted(["run", "--on", "/ray", "--name", "squares", "--", "python3", "-c", program])
     assert res.status == 0, res.stderr
-    assert res.stdout.splitlines()[-2:] == ["14", "2"]
+    assert res.stdout.splitlines()[-2:] == ["14", "3"]
     rows = json.loads(ok(mounted, "ps -a /ray -o json"))
     job = next(r for r in rows if r["name"] == "squares")
     assert job["state"] == "FINISHED" and job["exit_code"] == 0
@@ -172,11 +191,13 @@ def test_cluster_listens_on_loopback_only_on_allocated_ports(cluster: RayCluster
     assert len(seen) >= 10  # GCS, dashboard, agents, raylets, object managers…
 
 
-def test_teardown_leaves_no_process(cluster: RayCluster) -> None:
+def test_fw_rm_leaves_no_process(cluster: RayCluster, cli: CliRunner) -> None:
     assert cluster_pids(cluster.state, cluster.base)
-    cluster.teardown()
+    ok(cli, "fw rm rt")
     deadline = time.monotonic() + 30
     while cluster_pids(cluster.state, cluster.base):
-        assert time.monotonic() < deadline, "Ray processes outlived their tasks"
+        assert time.monotonic() < deadline, "Ray processes outlived fw rm"
         time.sleep(0.2)
     assert not cluster.base.exists()
+    assert "/local/fw/rt" not in ok(cli, "mount")
+    assert json.loads(ok(cli, "ps /local -o json")) == []
