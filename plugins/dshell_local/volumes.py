@@ -223,8 +223,8 @@ class VolumeController:
         if req.size > room + 1e-9:
             total = agents[agent_id].total.disk
             raise UsageError(
-                f"mount: volume {req.name} ({req.size:g} MiB) does not fit on {agent_id}: "
-                f"{room:g} MiB of its {total:g} MiB disk are free for role {role}"
+                f"mount: volume {req.name} ({req.size:.10g} MiB) does not fit on {agent_id}: "
+                f"{room:.10g} MiB of its {total:.10g} MiB disk are free for role {role}"
             )
         directory = self.root / req.name
         try:
@@ -452,7 +452,7 @@ class VolumeController:
         ]
         if not fits:
             raise UsageError(
-                f"service {spec.name}: no agent has {need:g} MiB of disk free for the "
+                f"service {spec.name}: no agent has {need:.10g} MiB of disk free for the "
                 "instance's persistent volumes"
             )
         # spread the service's instances: agents without a volume of ours first
@@ -470,8 +470,8 @@ class VolumeController:
         res = Resources(spec.resources.cpus, spec.resources.mem, spec.resources.disk + need)
         if not any(res.fits_in(a.total) for a in self.engine.allocator.agents.values()):
             return (
-                f"volumes: no agent can ever hold an instance with {need:g} MiB of persistent "
-                f"volumes (and disk {spec.resources.disk:g} MiB)"
+                f"volumes: no agent can ever hold an instance with {need:.10g} MiB of persistent "
+                f"volumes (and disk {spec.resources.disk:.10g} MiB)"
             )
         return None
 
