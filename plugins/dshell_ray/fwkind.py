@@ -159,8 +159,8 @@ class RayKind(FrameworkKind):
         if host.name != "local" or client is None:
             raise UnsupportedError(
                 host.name,
-                "Ray clusters (fw launch ray runs on the embedded engine; Slurm hosts are "
-                "not supported yet)",
+                "Ray clusters as services (the embedded engine runs them; hosts without "
+                "services run them as jobs: dshell_ray.slurmhost)",
                 "fw launch ray",
             )
         return Path(client.status().socket).parent / "fw" / name
@@ -255,6 +255,10 @@ class RayKind(FrameworkKind):
         options = ['--address="$gcs"']
         node = (workers_service(req.name), plan.workers, WORKER_OVERHEAD)
         return _spec(node, plan, base, token, ports, options, prelude, check)
+
+    #: on a host without services (Slurm): a head job and a job array of workers, imported
+    #: only then (:mod:`dshell_ray.slurmhost`, docs/ray.md "On Slurm")
+    job_form = "dshell_ray.slurmhost:RayOnSlurm"
 
 
 def _check(port_name: str, path: str) -> HealthCheckSpec:
