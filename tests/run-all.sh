@@ -35,6 +35,6 @@ echo "== lint and types" >&2
 
 echo "== tests" >&2
 rc=0
-"$PY" -m pytest -q -p no:randomly "$@" || rc=$?
+"$PY" -m pytest -q -p no:randomly --durations=15 "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi
 exit "$rc"

@@ -1,5 +1,5 @@
-"""The ray backend and ``fw launch ray`` against a real Ray cluster (a head and two worker
-nodes, launched by ``fw launch ray -o workers=2`` on a private embedded engine): the
+"""The ray backend and ``fw launch ray`` against a real Ray cluster (a head and a worker
+node, launched by ``fw launch ray -o workers=1`` on a private embedded engine): the
 framework as the host and the ``fw`` verbs see it, the backend contract, the verbs through the
 CLI, the network exposure, and ``fw rm`` leaving no process behind.
 
@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.engine, pytest.mark.timeout(600)]
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RayCluster]:
-    with ray_cluster("rt", workers=2) as c:
+    with ray_cluster("rt", workers=1) as c:
         yield c
 
 
@@ -66,18 +66,46 @@ def test_the_framework_as_its_host_sees_it(cluster: RayCluster, cli: CliRunner) 
     """fw launch left a head and one task per worker on the host, a mount row that names the
     framework (not an address), and fw ls / ls PATH/fw list it."""
     tasks = json.loads(ok(cli, "ps /local -o json"))
-    assert sorted(t["service"] for t in tasks) == ["fw-rt", "fw-rt-workers", "fw-rt-workers"]
+    assert sorted(t["service"] for t in tasks) == ["fw-rt", "fw-rt-workers"]
     row = next(line for line in ok(cli, "mount").splitlines() if "/local/fw/rt\t" in line)
     assert "fw=rt" in row and "127.0.0.1" not in row
     fws = json.loads(ok(cli, "fw ls / -o json"))
     assert [(f["name"], f["kind"], f["state"]) for f in fws] == [("rt", "ray", "RUNNING")]
     assert "rt" in ok(cli, "ls /local/fw")
     nodes = json.loads(ok(cli, "nodes /local/fw/rt -o json"))
-    assert len(nodes) == 3 and sum(n["attributes"]["head"] == "true" for n in nodes) == 1
+    assert len(nodes) == 2 and sum(n["attributes"]["head"] == "true" for n in nodes) == 1
     program = "import ray; ray.init(); print(int(ray.cluster_resources()['CPU']))"
     res = cli(["run", "--on", "/local/fw/rt", "--", "python3", "-c", program])
     assert res.status == 0, res.stderr
-    assert res.stdout.splitlines()[-1] == "3"  # one logical CPU per node
+    assert res.stdout.splitlines()[-1] == "2"  # one logical CPU per node
+
+
+LOOPBACK = ("127.0.0.1", "[::ffff:127.0.0.1]")
+
+
+def _listening(cluster: RayCluster) -> list[tuple[str, int, str]]:
+    """(address, port, ss line) of every listening socket of the cluster's processes."""
+    pids = set(cluster_pids(cluster.state, cluster.base))
+    assert pids
+    out = subprocess.run(
+        ["ss", "-Hltnup"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    found = []
+    for line in out.splitlines():
+        if {int(p) for p in re.findall(r"pid=(\d+)", line)} & pids:
+            addr, _, port = line.split()[4].rpartition(":")
+            found.append((addr, int(port), line))
+    return found
+
+
+def test_cluster_listens_on_loopback_only_on_allocated_ports(cluster: RayCluster) -> None:
+    """Ray's own servers, before any job ran: loopback, and only ports the engine gave."""
+    allocated = {ep.port for eps in cluster.endpoints.values() for ep in eps}
+    found = _listening(cluster)
+    for addr, port, line in found:
+        assert addr in LOOPBACK, f"listens beyond loopback: {line}"
+        assert port in allocated, f"a port the engine did not allocate: {line}"
+    assert len(found) >= 10  # GCS, dashboard, agents, raylets, object managers…
 
 
 class TestRayContract(BackendContract):
@@ -88,7 +116,7 @@ class TestRayContract(BackendContract):
 
 def test_nodes_are_the_head_and_the_workers(mounted: CliRunner) -> None:
     rows = json.loads(ok(mounted, "nodes /ray -o json"))
-    assert sorted(r["attributes"]["head"] for r in rows) == ["false", "false", "true"]
+    assert sorted(r["attributes"]["head"] for r in rows) == ["false", "true"]
     assert all(r["state"] == "UP" and r["total"]["cpus"] >= 1 for r in rows)
     assert all(r["attributes"]["ip"] == "127.0.0.1" for r in rows)
 
@@ -109,7 +137,7 @@ def test_a_ray_program_runs_in_the_cluster(mounted: CliRunner, cluster: RayClust
     )
     res = mounted(["run", "--on", "/ray", "--name", "squares", "--", "python3", "-c", program])
     assert res.status == 0, res.stderr
-    assert res.stdout.splitlines()[-2:] == ["14", "3"]
+    assert res.stdout.splitlines()[-2:] == ["14", "2"]
     rows = json.loads(ok(mounted, "ps -a /ray -o json"))
     job = next(r for r in rows if r["name"] == "squares")
     assert job["state"] == "FINISHED" and job["exit_code"] == 0
@@ -169,26 +197,14 @@ def test_unknown_job(mounted: CliRunner) -> None:
     assert mounted("cat /ray/tasks/raysubmit_nope/stdout").status == ExitCode.NOT_FOUND
 
 
-def test_cluster_listens_on_loopback_only_on_allocated_ports(cluster: RayCluster) -> None:
-    pids = set(cluster_pids(cluster.state, cluster.base))
-    assert pids
-    out = subprocess.run(
-        ["ss", "-Hltnup"], capture_output=True, text=True, check=True, timeout=30
-    ).stdout
-    allocated = {
-        ep.port for eps in cluster.endpoints.values() for ep in eps
-    }  # every port of every instance the engine gave the cluster
-    seen = []
-    for line in out.splitlines():
-        owners = {int(p) for p in re.findall(r"pid=(\d+)", line)}
-        if not owners & pids:
-            continue
-        local = line.split()[4]
-        addr, _, port = local.rpartition(":")
-        seen.append(local)
-        assert addr in ("127.0.0.1", "[::ffff:127.0.0.1]"), f"listens beyond loopback: {line}"
-        assert int(port) in allocated, f"a port the engine did not allocate: {line}"
-    assert len(seen) >= 10  # GCS, dashboard, agents, raylets, object managers…
+def test_nothing_listens_beyond_loopback_after_the_jobs(cluster: RayCluster) -> None:
+    """After the jobs above (drivers, workers, actors came and went): still loopback only."""
+    found = _listening(cluster)
+    assert found
+    beyond = [
+        line for addr, _port, line in found if addr not in ("127.0.0.1", "[::ffff:127.0.0.1]")
+    ]
+    assert not beyond, beyond
 
 
 def test_fw_rm_leaves_no_process(cluster: RayCluster, cli: CliRunner) -> None:
