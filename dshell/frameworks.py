@@ -83,25 +83,20 @@ class FrameworkKind(ABC):
         """How this kind runs as plain tasks on ``host``, a cluster without services (Slurm):
         see :class:`JobHosted`. By default: an instance of :attr:`job_form`, if the kind
         names one; else the kind runs only as services (UNSUPPORTED)."""
-        import importlib
-
-        from .errors import PluginError, UnsupportedError
+        from .errors import UnsupportedError
+        from .plugins import import_class
 
         if not self.job_form:
             raise UnsupportedError(
                 host.name, "nested frameworks on a cluster without services", "fw launch"
             )
-        module_name, _, attr = self.job_form.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError, SyntaxError) as exc:
-            raise PluginError(
-                f"framework kind {self.name!r}: its job form {self.job_form} is broken: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        if not (isinstance(cls, type) and issubclass(cls, JobHosted)):
-            raise PluginError(f"framework kind {self.name!r}: {self.job_form} is not a JobHosted")
-        return cls()
+        hosted: JobHosted = import_class(
+            self.job_form,
+            JobHosted,
+            f"framework kind {self.name!r}: its job form {self.job_form}",
+            f"framework kind {self.name!r}: {self.job_form} is not a JobHosted",
+        )()
+        return hosted
 
 
 class JobHosted(ABC):
@@ -212,17 +207,10 @@ def parse_announcements(text: str) -> dict[str, tuple[str, int]]:
 def kind_targets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Kind name -> ``module:Class``: the entry points, then ``DSHELL_FRAMEWORKS="name=module:
     Class,…"`` (for plugin authors and tests; it never shadows an installed kind)."""
-    import os
-
-    from .errors import UsageError
-    from .plugins import cached_entry_points
+    from .plugins import cached_entry_points, env_targets
 
     targets = {name: target for name, target, _dist in cached_entry_points(GROUP)}
-    extra = (environ if environ is not None else os.environ).get("DSHELL_FRAMEWORKS", "")
-    for item in filter(None, (s.strip() for s in extra.split(","))):
-        name, sep, target = item.partition("=")
-        if not sep or ":" not in target:
-            raise UsageError(f"DSHELL_FRAMEWORKS: bad entry {item!r}: expected name=module:Class")
+    for name, target in env_targets("DSHELL_FRAMEWORKS", environ):
         targets.setdefault(name, target)
     return targets
 
@@ -230,25 +218,21 @@ def kind_targets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 def load_kind(name: str, environ: Mapping[str, str] | None = None) -> FrameworkKind:
     """The kind ``name``, imported now; NotFoundError naming the installed ones, PluginError
     when its plugin is broken (a missing optional dependency names what to install)."""
-    import importlib
-
-    from .errors import NotFoundError, PluginError
+    from .errors import NotFoundError
+    from .plugins import import_class
 
     targets = kind_targets(environ)
     target = targets.get(name)
     if target is None:
         known = ", ".join(sorted(targets)) or "none"
         raise NotFoundError(f"unknown framework kind {name!r} (installed: {known})")
-    module_name, _, attr = target.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, SyntaxError) as exc:
-        raise PluginError(
-            f"framework kind {name!r} ({target}) is broken: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not (isinstance(cls, type) and issubclass(cls, FrameworkKind)):
-        raise PluginError(f"framework kind {name!r}: {target} is not a FrameworkKind")
-    return cls()
+    kind: FrameworkKind = import_class(
+        target,
+        FrameworkKind,
+        f"framework kind {name!r} ({target})",
+        f"framework kind {name!r}: {target} is not a FrameworkKind",
+    )()
+    return kind
 
 
 # ---- opening a framework's mount ---------------------------------------------------------------

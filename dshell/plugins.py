@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import NotFoundError, PluginError, UsageError
 
@@ -86,6 +87,32 @@ def cached_entry_points(group: str) -> list[tuple[str, str, str]]:
     return _entry_points(group)
 
 
+def env_targets(var: str, environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(name, ``module:Class``) of ``var="name=module:Class,…"`` (``DSHELL_BACKENDS``,
+    ``DSHELL_FRAMEWORKS``: plugins used without installing them); UsageError on a bad entry."""
+    extra = (environ if environ is not None else os.environ).get(var, "")
+    found = []
+    for item in filter(None, (s.strip() for s in extra.split(","))):
+        name, sep, target = item.partition("=")
+        if not sep or ":" not in target:
+            raise UsageError(f"{var}: bad entry {item!r}: expected name=module:Class")
+        found.append((name, target))
+    return found
+
+
+def import_class(target: str, base: type, broken: str, wrong: str) -> Any:
+    """Import ``module:Class`` and check it subclasses ``base``; a PluginError saying
+    ``"{broken} is broken: …"`` when it cannot be imported, ``wrong`` when it is not one."""
+    module_name, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, SyntaxError) as exc:
+        raise PluginError(f"{broken} is broken: {type(exc).__name__}: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PluginError(wrong)
+    return cls
+
+
 @dataclass
 class Registry:
     """The backends of one session, and the live backend instance of each mount."""
@@ -99,11 +126,7 @@ class Registry:
         reg = cls()
         for name, target, dist in _entry_points():
             reg.refs.setdefault(name, PluginRef(name, target, dist))
-        extra = (environ if environ is not None else os.environ).get("DSHELL_BACKENDS", "")
-        for item in filter(None, (s.strip() for s in extra.split(","))):
-            name, sep, target = item.partition("=")
-            if not sep or ":" not in target:
-                raise UsageError(f"DSHELL_BACKENDS: bad entry {item!r}: expected name=module:Class")
+        for name, target in env_targets("DSHELL_BACKENDS", environ):
             reg.refs.setdefault(name, PluginRef(name, target, "DSHELL_BACKENDS"))
         return reg
 
@@ -118,19 +141,14 @@ class Registry:
         if ref is None:
             known = ", ".join(self.names()) or "none"
             raise NotFoundError(f"unknown backend type {name!r} (installed: {known})")
-        module_name, _, attr = ref.target.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-            cls_ = getattr(module, attr)
-        except (ImportError, AttributeError, SyntaxError) as exc:
-            raise PluginError(
-                f"backend plugin {name!r} ({ref.target}, from {ref.provider}) is broken: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
         from .backend import Backend
 
-        if not (isinstance(cls_, type) and issubclass(cls_, Backend)):
-            raise PluginError(f"backend plugin {name!r}: {ref.target} is not a dshell Backend")
+        cls_: type[Backend] = import_class(
+            ref.target,
+            Backend,
+            f"backend plugin {name!r} ({ref.target}, from {ref.provider})",
+            f"backend plugin {name!r}: {ref.target} is not a dshell Backend",
+        )
         self._classes[name] = cls_
         return cls_
 

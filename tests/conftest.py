@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,22 +44,27 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def sandbox_pids(state: Path, cmdline: Path | None = None) -> list[int]:
-    """Live processes launched by the engine whose state dir is ``state`` (their environment
-    names a sandbox under it), and those naming ``cmdline`` on their command line."""
-    marker = f"DSHELL_SANDBOX={state}/".encode()
+def proc_pids(match: Callable[[bytes, bytes], bool]) -> list[int]:
+    """Live processes whose (environment, command line) ``match`` accepts."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/environ", "rb") as fh:
-                mine = marker in fh.read()
-            if not mine and cmdline is not None:
-                with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                    mine = str(cmdline).encode() in fh.read()
+                env = fh.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read()
         except OSError:
             continue
-        if mine and pid_alive(int(entry)):
+        if match(env, cmd) and pid_alive(int(entry)):
             found.append(int(entry))
     return found
+
+
+def sandbox_pids(state: Path, cmdline: Path | None = None) -> list[int]:
+    """Live processes launched by the engine whose state dir is ``state`` (their environment
+    names a sandbox under it), and those naming ``cmdline`` on their command line."""
+    marker = f"DSHELL_SANDBOX={state}/".encode()
+    named = str(cmdline).encode() if cmdline is not None else None
+    return proc_pids(lambda env, cmd: marker in env or (named is not None and named in cmd))

@@ -79,43 +79,45 @@ def fake_mount(dshell_dirs: Dirs, monkeypatch: pytest.MonkeyPatch) -> Dirs:
 CliRunner = Callable[..., Result]
 
 
-@pytest.fixture
-def cli() -> CliRunner:
-    """``cli("ps -o json", stdin="", tty=False, cwd="/f")`` → Result, run in-process."""
+def run_cli(
+    line: str | list[str],
+    *,
+    stdin: str = "",
+    tty: bool = False,
+    cwd: str = "/",
+    width: int = 120,
+) -> Result:
+    """One dshell command line (or argv list), in-process, in the environment as it is now."""
     import shlex
 
     from dshell.lines import run_line
     from dshell.session import Env, Session
 
-    def run(
-        line: str | list[str],
-        *,
-        stdin: str = "",
-        tty: bool = False,
-        cwd: str = "/",
-        width: int = 120,
-    ) -> Result:
-        env = Env(
-            stdin=_Text(tty, stdin),
-            stdout=_Text(tty),
-            stderr=_Text(tty),
-            environ=dict(os.environ),
-            width=width,
-        )
-        session = Session(env=env, cwd=cwd)
-        try:
-            if isinstance(line, list):
-                from dshell.cli.main import invoke
+    env = Env(
+        stdin=_Text(tty, stdin),
+        stdout=_Text(tty),
+        stderr=_Text(tty),
+        environ=dict(os.environ),
+        width=width,
+    )
+    session = Session(env=env, cwd=cwd)
+    try:
+        if isinstance(line, list):
+            from dshell.cli.main import invoke
 
-                status = invoke(session, line)
-            else:
-                shlex.split(line)  # fail early on a malformed test line
-                status = run_line(session, line)
-        finally:
-            session.close()
-        return Result(status, env.stdout.getvalue(), env.stderr.getvalue())  # type: ignore[attr-defined]
+            status = invoke(session, line)
+        else:
+            shlex.split(line)  # fail early on a malformed test line
+            status = run_line(session, line)
+    finally:
+        session.close()
+    return Result(status, env.stdout.getvalue(), env.stderr.getvalue())  # type: ignore[attr-defined]
 
-    return run
+
+@pytest.fixture
+def cli() -> CliRunner:
+    """``cli("ps -o json", stdin="", tty=False, cwd="/f")`` → Result, run in-process."""
+    return run_cli
 
 
 @pytest.fixture

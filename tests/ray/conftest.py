@@ -25,8 +25,9 @@ import pytest
 from dshell.backend import Backend, Mount
 from dshell.frameworks import LaunchRequest, service_name
 from dshell.model import Endpoint, Resources
+from dshell.testing.fixtures import run_cli
 
-from conftest import require_service, sandbox_pids
+from conftest import proc_pids, require_service, sandbox_pids
 from dshell_ray.backend import RayBackend
 from dshell_ray.fwkind import RayKind, workers_service
 
@@ -58,27 +59,12 @@ class RayCluster:
 
     def teardown(self) -> None:
         """``fw rm``: unmount it, remove its services (their whole process trees) and files."""
-        status, _err = dshell("fw", "rm", self.req.name)
-        if status != 0:  # the test fails elsewhere; still leave nothing behind
+        if run_cli(["fw", "rm", self.req.name]).status != 0:
+            # the test fails elsewhere; still leave nothing behind
             for name in (workers_service(self.req.name), service_name(self.req.name)):
                 with contextlib.suppress(Exception):
                     self.host.service_call("rm", name)
             RayKind().remove(self.host, self.req)
-
-
-def dshell(*argv: str) -> tuple[int, str]:
-    """One dshell command in-process, in the environment as it is now: (status, stderr)."""
-    import io
-
-    from dshell.cli.main import invoke
-    from dshell.session import Env, Session
-
-    err = io.StringIO()
-    session = Session(env=Env(stdout=io.StringIO(), stderr=err, stdin=io.StringIO()))
-    try:
-        return invoke(session, list(argv)), err.getvalue()
-    finally:
-        session.close()
 
 
 def private_ports(config: Path) -> None:
@@ -125,11 +111,11 @@ def ray_cluster(name: str, workers: int) -> Iterator[RayCluster]:
         base = runtime / "fw" / name
         cluster = None
         try:
-            status, err = dshell(
+            res = run_cli([
                 "fw", "launch", "ray", "--name", name, "--on", "/local", "--cpus", "2",
                 "--mem", str(mem), "-o", f"workers={workers}", "--timeout", "400",
-            )  # fmt: skip
-            assert status == 0, f"fw launch ray: {status} {err}"
+            ])  # fmt: skip
+            assert res.status == 0, f"fw launch ray: {res.status} {res.stderr}"
             row = next(m for m in MountTable().load() if m.target == f"/local/fw/{name}")
             session = Session()
             try:
@@ -168,13 +154,7 @@ def ray_cluster(name: str, workers: int) -> Iterator[RayCluster]:
 def engine_pids(runtime: Path) -> list[int]:
     """The engine and executor of this test (their environment names its runtime dir)."""
     marker = f"DSHELL_RUNTIME_DIR={runtime}\0".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError), open(f"/proc/{entry}/environ", "rb") as fh:
-                if marker in fh.read():
-                    found.append(int(entry))
-    return found
+    return proc_pids(lambda env, _cmd: marker in env)
 
 
 def _kill(pids: list[int]) -> None:

@@ -37,8 +37,9 @@ from dshell.frameworks import (
     request_labels,
 )
 from dshell.model import Endpoint, Resources, Task, TaskState
-from dshell.testing.fixtures import Dirs, Result
+from dshell.testing.fixtures import Dirs, Result, run_cli
 
+from conftest import proc_pids
 from dshell_ray import jobnode
 from dshell_ray.slurmhost import RayOnSlurm
 from slurm.conftest import slurm_conf, slurm_workdir  # noqa: F401 - the session's Slurm
@@ -190,30 +191,8 @@ NAME = "slt"
 BACKENDS = "slurm=dshell_slurm.backend:SlurmBackend"
 
 
-def run_cli(line: str | list[str]) -> Result:
-    """One dshell command line, in-process, with the environment as it is now."""
-    from dshell.cli.main import invoke
-    from dshell.lines import run_line
-    from dshell.session import Env, Session
-    from dshell.testing.fixtures import _Text
-
-    env = Env(
-        stdin=_Text(False),
-        stdout=_Text(False),
-        stderr=_Text(False),
-        environ=dict(os.environ),
-        width=200,
-    )
-    session = Session(env=env, cwd="/")
-    try:
-        status = invoke(session, line) if isinstance(line, list) else run_line(session, line)
-    finally:
-        session.close()
-    return Result(status, env.stdout.getvalue(), env.stderr.getvalue())  # type: ignore[attr-defined]
-
-
 def ok(line: str | list[str]) -> str:
-    res = run_cli(line)
+    res = run_cli(line, width=200)
     assert res.status == 0, f"{line}: {res.status} {res.stderr}"
     return res.stdout
 
@@ -222,23 +201,11 @@ def cluster_pids(conf: str) -> list[int]:
     """Live processes of this module's Ray cluster: jobs of this Slurm (their environment
     names its SLURM_CONF) that are a Ray node launcher or one of the processes it started."""
     conf_marker = f"SLURM_CONF={conf}\0".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                if fh.read().rpartition(b")")[2].split()[0] in (b"Z", b"X"):
-                    continue
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                env = fh.read()
-            with open(f"/proc/{entry}/cmdline", "rb") as fh:
-                cmd = fh.read()
-        except (OSError, IndexError):
-            continue
-        if conf_marker in env and (b"DSHELL_RAY_NODE=" in env or b"dshell_ray.jobnode" in cmd):
-            found.append(int(entry))
-    return found
+    return proc_pids(
+        lambda env, cmd: (
+            conf_marker in env and (b"DSHELL_RAY_NODE=" in env or b"dshell_ray.jobnode" in cmd)
+        )
+    )
 
 
 @pytest.mark.timeout(300)
