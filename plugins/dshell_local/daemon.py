@@ -245,7 +245,8 @@ class Daemon:
         cfg = self.cfg.sandbox
         while True:
             await asyncio.sleep(cfg.gc_interval)
-            finished = engine.sandboxes.finished(engine.records)
+            ended = engine.store.finished_times()
+            finished = engine.sandboxes.finished(engine.records, ended)
             removed = engine.sandboxes.gc(
                 finished, cfg.max_age, cfg.max_total_mb * 1024 * 1024, time.time()
             )

@@ -1,7 +1,8 @@
 """Recovery after an engine restart: rebuild the active tasks and reconcile with the executor.
 
-Every task the database holds as active is compared with the executor's ``list`` and, where
-the executor does not know it, with the status file the executor writes into the sandbox:
+Every task the database holds as active is compared with the executor's ``list`` (the
+executor's journal is the record of exits: it journals an exit before announcing it, and keeps
+it until the engine acks it):
 
 ==========================  ===============================================================
 database / executor         outcome
@@ -9,7 +10,6 @@ database / executor         outcome
 STAGING                     queued again for an offer (it was never spawned)
 running in the executor     re-adopted (pid, start time); KILLING resumes its grace period
 exited in the executor      the real exit code recorded (then the executor is told to forget)
-status file in the sandbox  the exit recorded from it (the executor itself was lost)
 STARTING, unknown anywhere  spawned now: it was committed but never spawned (idempotent)
 RUNNING, unknown anywhere   LOST (REASON_EXECUTOR_TERMINATED)
 ==========================  ===============================================================
@@ -19,18 +19,14 @@ Executor tasks the database holds as ended (or not at all) are swept and forgott
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
-from pathlib import Path
 
-import msgspec
 from dshell.model import TaskState
 
 from .allocator import DEFAULT_ROLE
 from .engine import Engine
 from .execport import ExitReport, TaskInfo
-from .executor.status import status_paths
 from .tasks import REASON_LOST, TaskRecord, decode_record, encode_record, transition
 
 log = logging.getLogger(__name__)
@@ -77,9 +73,8 @@ def _reconcile_one(engine: Engine, rec: TaskRecord, info: TaskInfo | None) -> st
     _restore_allocation(engine, rec)
     if info is not None and info.running:
         return _adopt(engine, rec, info)
-    report = _exit_from(info) if info is not None else read_status_file(task.sandbox, task.id)
-    if report is not None:
-        engine.apply_exit(report)
+    if info is not None:
+        engine.apply_exit(_exit_from(info))
         return "exited"
     if task.state is TaskState.STARTING and task.pid is None:
         return "relaunched"
@@ -127,20 +122,3 @@ def _exit_from(info: TaskInfo) -> ExitReport:
         lost=info.lost,
         finished_at=info.finished_at,
     )
-
-
-def read_status_file(sandbox: str | None, task_id: str) -> ExitReport | None:
-    """The exit the executor wrote into the sandbox, if it did."""
-    if not sandbox:
-        return None
-    for path in map(Path, status_paths(sandbox)):
-        try:
-            raw = json.loads(path.read_bytes())
-            raw["task_id"] = task_id
-            return msgspec.convert(raw, ExitReport)
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError, msgspec.ValidationError) as exc:
-            log.warning("%s: unreadable status file: %s", path, exc)
-            return None
-    return None

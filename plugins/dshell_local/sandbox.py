@@ -13,13 +13,11 @@ import logging
 import os
 import shutil
 import stat
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from pathlib import Path
 
 from dshell.errors import NotFoundError, UsageError
 from dshell.model import FileEntry
-
-from .executor.status import status_paths
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +44,8 @@ class Sandboxes:
 
     def create(self, task_id: str, workdir: str | None = None) -> Path:
         """Make the sandbox directory with its empty ``stdout``/``stderr`` files; SandboxError
-        on any OS failure. (The executor's status file goes in the same directory; the
-        ``.dshell`` directory is made only by those who need it, e.g. the process runner.)
+        on any OS failure. (The ``.dshell`` directory is made only by those who need it, e.g.
+        the process runner.)
 
         Creating the files here (in the engine's file-system threads, many at once) keeps
         file creation out of the executor's spawn: the child opens them with O_CREAT while
@@ -134,9 +132,13 @@ class Sandboxes:
     def remove(self, task_id: str) -> None:
         shutil.rmtree(self.path(task_id), ignore_errors=True)
 
-    def finished(self, active: Container[str]) -> list[tuple[str, float]]:
+    def finished(
+        self, active: Container[str], ended: Mapping[str, str] | None = None
+    ) -> list[tuple[str, float]]:
         """``(task_id, ended_epoch)`` of every sandbox whose task is not active; the end is
-        the status file's time, else the directory's."""
+        the task's recorded end (``ended``: id -> RFC 3339 time), else the sandbox's last
+        activity (a task the engine no longer remembers)."""
+        ended = ended or {}
         out = []
         try:
             entries = list(os.scandir(self.root))
@@ -145,10 +147,10 @@ class Sandboxes:
         for entry in entries:
             if entry.name in active or not entry.is_dir(follow_symlinks=False):
                 continue
-            ended = _ended(entry)
-            if ended is None:
+            when = _epoch(ended.get(entry.name)) or _last_activity(entry)
+            if when is None:
                 continue
-            out.append((entry.name, ended))
+            out.append((entry.name, when))
         return out
 
     def gc(
@@ -169,17 +171,24 @@ class Sandboxes:
         return removed
 
 
-def _ended(entry: os.DirEntry[str]) -> float | None:
-    """When a finished sandbox's task ended: its status file's time, else the directory's."""
-    for path in status_paths(entry.path):
+def _epoch(stamp: str | None) -> float | None:
+    if stamp is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return None
+
+
+def _last_activity(entry: os.DirEntry[str]) -> float | None:
+    """The newest of the sandbox directory's and its output files' modification times."""
+    times = []
+    for path in (entry.path, *(os.path.join(entry.path, name) for name in OUTPUT_FILES)):
         try:
-            return os.stat(path).st_mtime
+            times.append(os.stat(path).st_mtime)
         except OSError:
             continue
-    try:
-        return entry.stat(follow_symlinks=False).st_mtime
-    except OSError:
-        return None
+    return max(times, default=None)
 
 
 def _tree_size(path: Path) -> int:

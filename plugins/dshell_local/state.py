@@ -328,6 +328,14 @@ class Store:
         ).fetchall()
         return [(bytes(d), bytes(r)) for d, r in rows]
 
+    def finished_times(self) -> dict[str, str]:
+        """``task id -> finished_at`` (RFC 3339) of every finished task the store keeps."""
+        self._apply()
+        rows = self._db.execute(
+            "SELECT id, json_extract(summary, '$.finished_at') FROM tasks WHERE active = 0"
+        ).fetchall()
+        return {task_id: ended for task_id, ended in rows if isinstance(ended, str)}
+
     def task_json(self, task_id: str) -> bytes | None:
         self._apply()
         row = self._db.execute("SELECT data FROM tasks WHERE id = ?", (task_id,)).fetchone()

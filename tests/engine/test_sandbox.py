@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from pathlib import Path
@@ -105,3 +106,22 @@ def test_engine_collects_finished_sandboxes(engine_config) -> None:  # type: ign
             b"".join(c.read_file(gone.id, "stdout"))
         assert Path(str(wait_until(lambda: c.get_task(keep.id).sandbox))).is_dir()
         assert c.get_task(gone.id).state is TaskState.FINISHED  # the record stays
+
+
+def test_a_finished_sandbox_ends_when_its_task_ended(tmp_path: Path) -> None:
+    root = tmp_path / "sandboxes"
+    boxes = Sandboxes(root)
+    for name in ("known.1", "forgotten.2", "running.3"):
+        boxes.create(name)
+    long_ago = time.time() - 10_000
+    for name in ("known.1", "forgotten.2"):  # started long ago; the output's last write too
+        for entry in (root / name, root / name / "stdout", root / name / "stderr"):
+            os.utime(entry, (long_ago, long_ago))
+    os.utime(root / "forgotten.2" / "stderr", (long_ago + 500, long_ago + 500))
+    ended = {"known.1": "2026-11-26T01:00:00.000000Z", "gone.9": "2026-11-26T00:00:00.000000Z"}
+    finished = dict(boxes.finished({"running.3"}, ended))
+    # the engine's record wins; a task it forgot ends at its sandbox's last write
+    assert finished == {
+        "known.1": dt.datetime(2026, 11, 26, 1, tzinfo=dt.UTC).timestamp(),
+        "forgotten.2": pytest.approx(long_ago + 500),
+    }

@@ -118,10 +118,9 @@ def test_executor_survives_engine_kill9(make_executor) -> None:  # type: ignore[
         engine.wait(10)
         assert not _dead(executor_pid)
         os.kill(task_pid, signal.SIGKILL)  # an exit while no engine is connected
-        status = os.path.join(sb, ".dshell-status.json")
-        wait_until(lambda: os.path.exists(status), what="the status file")
         with SyncExecutorClient.connect(ex.dir) as c:  # a restarted engine learns the exit
             assert c.hello["executor_pid"] == executor_pid
+            wait_until(lambda: not c.call("list")["tasks"][0]["running"], what="the exit")
             (task,) = c.call("list")["tasks"]
             assert (task["signal"], task["lost"], task["oom"]) == (9, False, False)
             c.call("ack", task_ids=[task["task_id"]])

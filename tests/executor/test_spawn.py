@@ -7,10 +7,8 @@ import os
 import re
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from dshell_local.executor import status
 from dshell_local.executor.sync_client import ExecutorCallError
 
 from .conftest import PATH, Executor
@@ -147,35 +145,22 @@ def test_protocol_errors(any_executor: Executor) -> None:
     assert c.call("list")["ok"]
 
 
-def test_status_file_is_complete_before_the_event(any_executor: Executor) -> None:
+def test_exit_is_journaled_before_the_event(any_executor: Executor) -> None:
     ex = any_executor
     assert ex.client is not None
     sb = ex.sandbox("st")  # made by the fixture, like the engine does
-    path = os.path.join(sb, ".dshell-status.json")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("stale, and longer than the status that replaces it " * 10)
     res = ex.spawn("st", ["/bin/sh", "-c", "exit 7"])
     ev = ex.client.wait_exited(ex.task_id("st"))
-    # the event comes after the file is complete: read it right away
-    with open(path, encoding="utf-8") as f:
-        status = json.load(f)
-    assert status == {
-        "task_id": ex.task_id("st"), "pid": res["pid"], "exit_code": 7, "signal": None,
-        "oom": False, "finished_at": ev["finished_at"],
-    }  # fmt: skip
-    # one file in the sandbox's top directory: no status directory, no temporary file
-    assert sorted(os.listdir(sb)) == [".dshell-status.json", "stderr", "stdout"]
-
-
-def test_status_of_an_older_sandbox_layout_is_still_read(tmp_path: Path) -> None:
-    legacy = tmp_path / ".dshell"
-    legacy.mkdir()
-    st = status.ExitStatus("t-1", 42, 3, None, False, "2026-11-25T00:00:00.000000Z")
-    (legacy / "status.json").write_bytes(msgspec.json.encode(st))
-    assert status.read_status(str(tmp_path), "t-1") == st
-    assert status.read_status(str(tmp_path), "t-2") is None  # another task's
-    status.write_status(str(tmp_path), msgspec.structs.replace(st, exit_code=4))
-    assert status.read_status(str(tmp_path), "t-1").exit_code == 4  # type: ignore[union-attr]
+    # the event comes after the journal line: read it right away
+    logs = [n for n in os.listdir(ex.dir) if n.startswith("executor-tasks.") and n.endswith(".log")]
+    lines = [json.loads(line) for n in logs for line in Path(ex.dir, n).read_text().splitlines()]
+    exited = [e for e in lines if e.get("task_id") == ex.task_id("st") and "exit_code" in e]
+    assert (
+        exited and exited[-1]["exit_code"] == 7 and exited[-1]["finished_at"] == ev["finished_at"]
+    )
+    assert ev["pid"] == res["pid"]
+    # the executor writes nothing into the sandbox: only the task's output files are there
+    assert sorted(os.listdir(sb)) == ["stderr", "stdout"]
 
 
 def test_list_then_ack(any_executor: Executor) -> None:
@@ -193,7 +178,7 @@ def test_list_then_ack(any_executor: Executor) -> None:
     assert [t["task_id"] for t in c.call("list")["tasks"]] == [ex.task_id("b")]
 
 
-def test_status_file_goes_to_the_sandbox_not_the_workdir(any_executor: Executor) -> None:
+def test_workdir_is_the_cwd_inside_the_sandbox(any_executor: Executor) -> None:
     ex = any_executor
     assert ex.client is not None
     sb = ex.sandbox("wd")
@@ -202,5 +187,5 @@ def test_status_file_goes_to_the_sandbox_not_the_workdir(any_executor: Executor)
     ex.spawn("wd", ["/bin/sh", "-c", "pwd"], cwd=work, sandbox=sb)
     ex.client.wait_exited(ex.task_id("wd"))
     assert ex.read("wd").strip() == work
-    assert os.path.exists(os.path.join(sb, ".dshell-status.json"))
-    assert not os.path.exists(os.path.join(work, ".dshell-status.json"))
+    assert sorted(os.listdir(sb)) == ["stderr", "stdout", "work"]
+    assert os.listdir(work) == []

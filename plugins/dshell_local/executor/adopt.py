@@ -2,8 +2,9 @@
 
 A task the journal says is running is re-adopted when a process with its pid *and* start time is
 alive on the same boot; it is then watched through a pidfd (it is no longer our child, so its
-exit status cannot be collected). One that is gone is finished from its sandbox status file when
-that exists (the exit happened before the crash), else reported ``lost``. A launch that crashed
+exit status cannot be collected). One that is gone is reported ``lost``: an exit the previous
+executor saw is in the journal already (it journals exits before announcing them), and nobody
+else can know how a process that was not its child ended. A launch that crashed
 between its journal ``intent`` and ``started`` lines is looked for in its cgroups (or by
 ``DSHELL_TASK_ID``): adopted if found, reported lost otherwise, and never started again.
 """
@@ -15,8 +16,7 @@ import os
 
 from . import procfs
 from .cgroups import TaskCgroup
-from .journal import Exited, TaskRecord
-from .status import ExitStatus, read_status
+from .journal import TaskRecord
 from .tasks import Task, TaskManager
 
 log = logging.getLogger("dshell.executor")
@@ -29,7 +29,6 @@ def recover(mgr: TaskManager, records: dict[str, TaskRecord], journal_boot: str 
         cg = TaskCgroup(dict(rec.cgroups)) if rec.cgroups and mgr.cg else None
         task = mgr.tasks[rec.task_id] = Task(rec, cg)
         if not rec.running:
-            _ensure_status_file(mgr, task)
             continue
         if rec.pid is None and same_boot:
             _find_unconfirmed(mgr, task)
@@ -83,26 +82,7 @@ def _on_pidfd(mgr: TaskManager, task: Task) -> None:
 
 
 def gone(mgr: TaskManager, task: Task) -> None:
-    """A task that is not our child has ended: its status file, else ``lost``."""
-    rec = task.rec
-    st = read_status(rec.sandbox, rec.task_id)
-    if st is not None and st.pid == rec.pid:
-        rec.running = False
-        rec.exit_code, rec.signal, rec.oom, rec.finished_at = (
-            st.exit_code, st.signal, st.oom, st.finished_at,
-        )  # fmt: skip
-        mgr.journal([Exited(rec.task_id, st.exit_code, st.signal, st.oom, False, st.finished_at)])
-        mgr.emit(mgr.event(task))
-        return
-    log.info("task %s: pid %s vanished while not our child; exit status lost", rec.task_id, rec.pid)
+    """A task that is not our child has ended, or vanished while no executor ran: ``lost``."""
+    log.info("task %s: pid %s ended while not our child; exit status lost", task.rec.task_id,
+             task.rec.pid)  # fmt: skip
     mgr.finish(task, None, None, lost=True)
-
-
-def _ensure_status_file(mgr: TaskManager, task: Task) -> None:
-    """An exit journaled just before a crash may not have reached its status file."""
-    rec = task.rec
-    if rec.lost or read_status(rec.sandbox, rec.task_id) is not None:
-        return
-    status = ExitStatus(rec.task_id, rec.pid, rec.exit_code, rec.signal, rec.oom,
-                        rec.finished_at or procfs.now_rfc3339())  # fmt: skip
-    mgr.writer.submit(rec.sandbox, status)

@@ -24,7 +24,6 @@ from .loop import Loop
 from .protocol import ExitedEvent, HelloResult, Isolation
 from .server import Server
 from .spawner import Spawner
-from .status import StatusWriter
 from .tasks import TaskManager
 
 log = logging.getLogger("dshell.executor")
@@ -199,14 +198,13 @@ def run(cfg: Config) -> int:
     journal = Journal(cfg.runtime_dir)
     journal_boot, records = journal.load()
     boot = procfs.boot_id()
-    writer = StatusWriter(loop.wake)
     server: Server | None = None
 
     def emit(event: ExitedEvent) -> None:
         if server is not None:
             server.emit(event)
 
-    mgr = TaskManager(loop, cg, journal, boot, Spawner(child_adj), writer, emit)
+    mgr = TaskManager(loop, cg, journal, boot, Spawner(child_adj), emit)
     adopt.recover(mgr, records, journal_boot)
     journal.compact(boot, {t: k.rec for t, k in mgr.tasks.items()})
     hello = HelloResult(os.getpid(), VERSION, boot, isolation)
@@ -221,7 +219,7 @@ def run(cfg: Config) -> int:
         log.exception("executor failed")
         raise
     finally:
-        _shutdown(cfg, loop, server, mgr, journal, writer)
+        _shutdown(cfg, loop, server, mgr, journal)
         os.close(lock_fd)
     return 0
 
@@ -241,7 +239,6 @@ def _main_loop(loop: Loop, server: Server, mgr: TaskManager) -> None:
     def on_wake() -> None:
         loop.drain_wakeups()
         mgr.reap()
-        mgr.status_written()
 
     loop.add_reader(loop.wake_r, on_wake)
     while not loop.stopping:
@@ -253,16 +250,14 @@ def _main_loop(loop: Loop, server: Server, mgr: TaskManager) -> None:
         server.end_of_round()
 
 
-def _shutdown(cfg: Config, loop: Loop, server: Server, mgr: TaskManager, journal: Journal,
-              writer: StatusWriter) -> None:  # fmt: skip
+def _shutdown(cfg: Config, loop: Loop, server: Server, mgr: TaskManager, journal: Journal) -> None:
     try:
         os.unlink(os.path.join(cfg.runtime_dir, "executor.sock"))
     except FileNotFoundError:
         pass
     server.close()
     checkrun.kill_checks(mgr)
-    writer.stop()
-    mgr.status_written()
+    mgr.flush_exits()
     if mgr.remover is not None:
         mgr.remover.stop()
     journal.compact(mgr.boot_id, {t: k.rec for t, k in mgr.tasks.items()})

@@ -19,9 +19,9 @@ Event (unsolicited; sent to every connection that has said ``hello``)::
     {"event": "exited", "task_id", "pid", "exit_code", "signal", "oom", "lost", "finished_at"}
 
 ``exit_code`` is null when the task was killed by a signal (then ``signal`` is set) or when its
-status is unknowable (``lost``: it was re-adopted after an executor crash and vanished without
-leaving a status file). ``finished_at`` is RFC 3339 UTC with microseconds and ``Z``. The event is
-sent after ``SANDBOX/.dshell-status.json`` has been written. Events are not queued
+status is unknowable (``lost``: it was re-adopted after an executor crash, so it was not the
+executor's child). ``finished_at`` is RFC 3339 UTC with microseconds and ``Z``. The event is
+sent after the exit has been appended to the executor's journal. Events are not queued
 for absent engines: after (re)connecting, an engine calls ``list`` to learn exits it missed; an
 exited task stays listed until it is ``ack``-ed.
 
@@ -37,8 +37,8 @@ Ops (request fields → result fields):
     find the task's processes). ``argv[0]`` without a slash is looked up in ``env["PATH"]``.
     ``shell: true`` runs ``["/bin/sh", "-c", argv[0], *argv[1:]]`` (extra items become ``$0``,
     ``$1``…). ``cwd`` (the sandbox), ``stdout`` and ``stderr`` must be absolute paths; an optional
-    ``sandbox`` puts ``.dshell-status.json`` elsewhere than in ``cwd`` (a task with a workdir
-    inside its sandbox).
+    ``sandbox`` names the task's sandbox when ``cwd`` is a workdir inside it (journaled with
+    the task).
 ``spawn_batch`` {tasks: [spawn fields…]} → {results: [{task_id, ok, pid, start_time, existing,
     error, message, errno}]} in request order (null where not applicable).
 ``signal`` {task_id, signal (number or name)} → {delivered}. Sent to the task's process group;

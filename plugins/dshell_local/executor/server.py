@@ -255,13 +255,7 @@ class Server:
 
     def idle_deadline(self) -> float | None:
         """Seconds until idle exit is due, or None while busy (or idle exit is off)."""
-        busy = (
-            self.conns
-            or self.sweeps
-            or self.mgr.helpers
-            or self.mgr.running_count()
-            or self.mgr.writer.pending
-        )
+        busy = self.conns or self.sweeps or self.mgr.helpers or self.mgr.running_count()
         if self._idle_exit <= 0 or busy:
             self._idle_since = None
             return None

@@ -29,7 +29,6 @@ from .protocol import (
 )
 from .ptyio import Pty
 from .spawner import Spawner, SpawnError
-from .status import ExitStatus, StatusWriter
 from .validate import validate_spec
 
 log = logging.getLogger("dshell.executor")
@@ -65,7 +64,6 @@ class TaskManager:
         journal: Journal,
         boot_id: str,
         spawner: Spawner,
-        writer: StatusWriter,
         emit: Callable[[ExitedEvent], None],
     ) -> None:
         self.loop = loop
@@ -73,12 +71,11 @@ class TaskManager:
         self._journal = journal
         self.boot_id = boot_id
         self._spawner = spawner
-        self.writer = writer
         self.emit = emit
         self.tasks: dict[str, Task] = {}
         self._children: dict[int, Task] = {}
         self.remover = Remover(cg) if cg else None
-        self._exits: list[Entry] = []  # Exited entries not yet journaled (see flush_exits)
+        self._exits: list[tuple[Entry, Task]] = []  # exits not yet journaled (flush_exits)
         # Helper children (COMMAND checks, checkrun.py): pid -> called with the wait status.
         self.helpers: dict[int, Callable[[int], None]] = {}
 
@@ -222,15 +219,18 @@ class TaskManager:
         self.flush_exits()
 
     def flush_exits(self) -> None:
-        """Journal the exits recorded since the last call, in one write."""
+        """Journal the exits recorded since the last call (one write), then send their events:
+        an exit the engine hears of is always in the journal first."""
         if self._exits:
-            entries, self._exits = self._exits, []
-            self.journal(entries)
+            exits, self._exits = self._exits, []
+            self.journal([entry for entry, _ in exits])
+            for _, task in exits:
+                self.emit(self.event(task))
 
     def finish(
         self, task: Task, exit_code: int | None, sig: int | None, lost: bool = False
     ) -> None:
-        """Record an exit: journal, status file (durable), then the ``exited`` event."""
+        """Record an exit; it is journaled, then announced, by ``flush_exits``."""
         r = task.rec
         if not r.running:
             return
@@ -243,23 +243,10 @@ class TaskManager:
         if task.pty:
             task.pty.drain()
             task.pty = None
-        # journaled by flush_exits (end of this reap, or of the loop round): before the event
-        self._exits.append(Exited(r.task_id, exit_code, sig, r.oom, lost, r.finished_at))
-        status = ExitStatus(r.task_id, r.pid, exit_code, sig, r.oom, r.finished_at)
+        # journaled and announced by flush_exits (end of this reap, or of the loop round)
+        self._exits.append((Exited(r.task_id, exit_code, sig, r.oom, lost, r.finished_at), task))
         if lost:
             self.flush_exits()
-            self.emit(self.event(task))
-        else:
-            self.writer.submit(r.sandbox, status)
-
-    def status_written(self) -> None:
-        """Send the events of exits whose status files are now durable."""
-        for status, err in self.writer.done():
-            if err:
-                log.error("task %s: status file not written: %s", status.task_id, err)
-            task = self.tasks.get(status.task_id)
-            if task is not None:
-                self.emit(self.event(task))
 
     @staticmethod
     def event(task: Task) -> ExitedEvent:
