@@ -6,7 +6,7 @@ import os
 import sys
 
 from dshell_local.executor import procfs
-from dshell_local.executor.cgroups import POOL_MAX, SPARE
+from dshell_local.executor.cgroups import OWNER, POOL_MAX, SPARE
 
 from .conftest import Executor, wait_until
 
@@ -21,13 +21,16 @@ def _zombie_children(pid: int) -> list[int]:
 
 
 def _task_cgroups(ex: Executor, spares: bool = False) -> list[str]:
-    """The task groups under the executor's parents (``spares``: the reuse pool's instead)."""
+    """The task groups under the executor's parents (``spares``: the reuse pool's instead; the
+    executor's ``owner-`` mark is neither)."""
     paths = []
     for root in ("memory", "cpu", "cpuacct", "pids"):
         for dirpath, dirnames, _ in os.walk(f"/sys/fs/cgroup/{root}"):
             if os.path.basename(dirpath) == ex.cgroup_name:
                 paths += [
-                    os.path.join(dirpath, d) for d in dirnames if d.startswith(SPARE) == spares
+                    os.path.join(dirpath, d)
+                    for d in dirnames
+                    if d.startswith(SPARE) == spares and not d.startswith(OWNER)
                 ]
                 dirnames.clear()
             elif dirpath.count("/") > 6:

@@ -33,6 +33,16 @@ short tasks, which slows every later cgroup operation). A group whose task was O
 removed, never reused, so a reused group's OOM counter is always 0. At most ``POOL_MAX`` spares
 are kept per hierarchy; an executor adopts the spares a previous one left. v2 cannot rename
 cgroups, so there every task group is made and removed.
+
+Ownership: each parent holds an empty ``owner-<pid>-<start time>`` group naming the executor that
+uses it. An executor that dies without cleaning up (SIGKILL, a crash) leaves its parent, spares
+and task groups behind, and one whose engine never starts again (a removed state dir, a test's
+temporary engine) never comes back for them; each such parent is ~65 groups per hierarchy, and
+every cpu quota write walks all the groups of the hierarchy (hundreds of leaked parents made it
+twice as slow, measured). So a starting executor removes sibling ``dshell-*`` parents whose
+owner is gone and in which no process is left; parents of live executors, parents still holding
+processes, and unmarked parents younger than a minute (an executor of an older version, or one
+being set up) are left alone.
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ import signal
 import threading
 import time
 
+from . import procfs
 from .cgdiscover import Discovery, Hierarchy
 from .protocol import Isolation, Limits
 
@@ -55,6 +66,9 @@ _CFS_PERIOD_US = 100_000
 _MIN_QUOTA_US = 1_000  # the kernel's minimum cfs quota
 POOL_MAX = 64  # spare task groups kept per hierarchy (v1)
 SPARE = "spare-"
+OWNER = "owner-"  # owner-<pid>-<start time>: the executor using a parent (see the docstring)
+PARENT_PREFIX = "dshell-"  # the engine's --cgroup-name is dshell-<hash of its runtime dir>
+UNMARKED_GRACE = 60.0  # seconds before an unmarked parent counts as abandoned
 
 
 class TaskCgroup:
@@ -352,6 +366,40 @@ class Cgroups:
             if n.startswith("task-") and n[len("task-") :] not in known
         ]
 
+    # ------------------------------------------------------------ ownership
+
+    def claim(self) -> None:
+        """Mark our parents as ours (replacing a dead predecessor's mark)."""
+        me = procfs.read_stat(os.getpid())
+        mark = f"{OWNER}{os.getpid()}-{me.start_time if me else 0}"
+        for h in self._hier:
+            for name in _owner_marks(h.parent):
+                if name != mark:
+                    _rmdir(os.path.join(h.parent, name))
+            try:
+                os.mkdir(os.path.join(h.parent, mark))
+            except FileExistsError:
+                pass
+
+    def sweep_abandoned(self, now: float | None = None) -> list[str]:
+        """Remove sibling parents left by executors that are gone (see the docstring); return
+        the parent directories removed."""
+        now = time.time() if now is None else now
+        removed = []
+        for h in self._hier:
+            home = os.path.dirname(h.parent)
+            try:
+                names = [e.name for e in os.scandir(home) if e.name.startswith(PARENT_PREFIX)]
+            except OSError:
+                continue
+            for name in names:
+                path = os.path.join(home, name)
+                if path != h.parent and _abandoned(path, now) and _remove_tree(path):
+                    removed.append(path)
+        if removed:
+            log.info("removed %d cgroup trees of executors that are gone", len(removed))
+        return removed
+
     def close(self, remove_parents: bool) -> None:
         """Go home, close cached fds, and remove the (empty) parents when asked."""
         self.leave()
@@ -362,7 +410,40 @@ class Cgroups:
             while self._spares[h.parent]:  # leave live groups behind
                 _rmdir(self._spares[h.parent].popleft())
             if remove_parents:
+                for name in _owner_marks(h.parent):
+                    _rmdir(os.path.join(h.parent, name))
                 _rmdir(h.parent)
+
+
+def _owner_marks(parent: str) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(parent) if e.name.startswith(OWNER)]
+    except OSError:
+        return []
+
+
+def _abandoned(parent: str, now: float) -> bool:
+    """Whether ``parent``'s executor is gone and nothing of its tasks is left running."""
+    marks = _owner_marks(parent)
+    if not marks:
+        try:
+            if now - os.stat(parent).st_mtime < UNMARKED_GRACE:
+                return False
+        except OSError:
+            return False
+    for name in marks:
+        pid, _, start = name[len(OWNER) :].partition("-")
+        if pid.isdigit() and start.isdigit() and procfs.is_same_process(int(pid), int(start)):
+            return False
+    return not any(_has_procs(d) for d in _tree(parent))
+
+
+def _remove_tree(parent: str) -> bool:
+    """rmdir ``parent`` and every group below it, deepest first; False if some remain."""
+    done = True
+    for d in reversed(_tree(parent)):
+        done = _rmdir(d) and done
+    return done
 
 
 def _needed(controllers: tuple[str, ...], limits: Limits) -> bool:

@@ -189,6 +189,9 @@ def run(cfg: Config) -> int:
     _install_signals(loop)
     found = discover(cfg.cgroup_name, cfg.isolation)
     cg = Cgroups(found) if found.hierarchies else None
+    if cg is not None:
+        cg.claim()
+        cg.sweep_abandoned()
     child_adj = _protect_from_oom() if cg and "memory" in cg.controllers else None
     if cg is not None and child_adj is None:
         cg.early_memory_leave = True
