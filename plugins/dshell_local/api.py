@@ -17,6 +17,7 @@ API_PREFIX = "/v1"
 SOCKET_NAME = "engine.sock"
 LOCK_NAME = "engine.lock"
 DAEMON_LOCK_NAME = "engine.pid"
+STATE_LOCK_NAME = "engine.lock"  # in the state dir: one engine per state dir
 
 # Frames of attach and exec streams: one type byte, then the payload.
 # Attach (a chunked HTTP body) prefixes each frame with its payload length (4 bytes, big

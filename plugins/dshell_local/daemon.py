@@ -1,9 +1,19 @@
 """The engine daemon: ``python -m dshell_local.daemon [--daemonize]``.
 
-Start-up: take the daemon lock (``RUNTIME/engine.pid``, flock), open the database, connect to
-the executor (starting it if needed), load and reconcile the tasks (recovery), then listen on
-``RUNTIME/engine.sock``. Logs go to ``STATE/logs/engine.log``, rotated. SIGTERM or
-``POST /v1/shutdown`` stop it; tasks keep running unless the shutdown asks to kill them.
+Start-up: take the daemon locks (``RUNTIME/engine.pid`` and ``STATE/engine.lock``, flock),
+open the database, connect to the executor (starting it if needed), load and reconcile the
+tasks (recovery), then listen on ``RUNTIME/engine.sock``. Logs go to ``STATE/logs/engine.log``,
+rotated. SIGTERM or ``POST /v1/shutdown`` stop it; tasks keep running unless the shutdown asks
+to kill them.
+
+The runtime dir can vanish under a running engine: ``systemd-logind`` removes
+``$XDG_RUNTIME_DIR`` when the user's last session ends, and tmp cleaners remove old dirs. The
+engine checks its socket every second and, when it is gone, makes the dir again, takes the
+lock there and listens anew, so the next ``dshell`` finds the same engine (with its tasks)
+instead of starting a second one. The state-dir lock makes sure of that in the meantime: an
+engine started while the old one has not rebound yet exits, and the caller waits for the
+socket. (The executor does the same for its socket and journal.) A removed database is
+another matter: the engine stops and stops its tasks, which nothing could account for.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from .tasks import utcnow
 
 log = logging.getLogger("dshell_local")
 FAILED_MARK = "dshell engine failed:"  # control.start looks for it in engine.out
+SOCKET_CHECK_INTERVAL = 1.0  # seconds between checks that RUNTIME/engine.sock is still ours
 
 
 class Daemon:
@@ -63,6 +74,7 @@ class Daemon:
         self.hello: dict[str, object] = {}
         self.recovered: dict[str, int] = {}
         self.reconnecting = False
+        self.lock_fd: int | None = None  # the runtime lock, replaced when the dir is remade
 
     def cgroup_name(self) -> str:
         digest = hashlib.sha1(str(self.runtime).encode()).hexdigest()[:10]
@@ -112,7 +124,11 @@ class Daemon:
         listeners = Listeners(app)
         await listeners.start(self.socket_path, self._tcp(), self._tls())
         log.info("engine %s listening on %s (pid %d)", __version__, self.socket_path, os.getpid())
-        gc = asyncio.gather(self._gc_loop(engine), self._sample_loop(engine, sampler))
+        gc = asyncio.gather(
+            self._gc_loop(engine),
+            self._sample_loop(engine, sampler),
+            self._socket_watch(listeners),
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, False)
@@ -157,7 +173,7 @@ class Daemon:
         executor: ExecutorPort,
         store: Store,
         listeners: Listeners,
-        gc: asyncio.Future[tuple[None, None]],
+        gc: asyncio.Future[Any],
     ) -> None:
         log.info("stopping (kill_tasks=%s)", self.kill_tasks)
         if self.kill_tasks:
@@ -240,6 +256,36 @@ class Daemon:
             if engine.records:
                 await sampler.sample()
 
+    async def _socket_watch(self, listeners: Listeners) -> None:
+        """Listen again when the socket (or the whole runtime dir) was removed (see the module
+        docstring); stop, killing the tasks, when the database was removed: nothing could
+        ever account for them again."""
+        ours = os.stat(self.socket_path).st_ino
+        db = self.state_dir / "engine.db"
+        db_ino = os.stat(db).st_ino
+        while True:
+            await asyncio.sleep(SOCKET_CHECK_INTERVAL)
+            if not _same_inode(db, db_ino):
+                log.error("%s was removed: stopping, and stopping the tasks", db)
+                self.request_stop(kill_tasks=True)
+                return
+            if _same_inode(self.socket_path, ours):
+                continue
+            try:
+                self.runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+                lock = take_lock(self.runtime, api.DAEMON_LOCK_NAME)
+                if lock is None:  # an engine being started holds it: it will give up
+                    continue
+                if self.lock_fd is not None:
+                    os.close(self.lock_fd)
+                self.lock_fd = lock
+                await listeners.bind_unix(self.socket_path)
+                ours = os.stat(self.socket_path).st_ino
+            except OSError as exc:
+                log.error("cannot listen again on %s: %s", self.socket_path, exc)
+                continue
+            log.warning("%s was removed: listening on it again", self.socket_path)
+
     async def _gc_loop(self, engine: Engine) -> None:
         """Remove finished sandboxes by age and total size (``[sandbox]`` in engine.toml)."""
         cfg = self.cfg.sandbox
@@ -282,9 +328,17 @@ def setup_logging(cfg: engine_config.EngineConfig) -> None:
     root.setLevel(logging.INFO)
 
 
-def take_lock(runtime: Path) -> int | None:
-    """The daemon lock's fd (held for the process's life), or None if another engine has it."""
-    fd = os.open(runtime / api.DAEMON_LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+def _same_inode(path: Path, ino: int) -> bool:
+    try:
+        return os.stat(path).st_ino == ino
+    except FileNotFoundError:
+        return False
+
+
+def take_lock(directory: Path, name: str) -> int | None:
+    """A daemon lock's fd (held for the process's life, our pid in the file), or None if
+    another engine has it."""
+    fd = os.open(directory / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -308,24 +362,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{FAILED_MARK} {exc}", file=sys.stderr, flush=True)
         return 3
     setup_logging(cfg)
-    lock = take_lock(paths.runtime_dir())
+    lock = take_lock(paths.runtime_dir(), api.DAEMON_LOCK_NAME)
     if lock is None:
         log.error("another engine holds %s; exiting", paths.runtime_dir() / api.DAEMON_LOCK_NAME)
         return 1
+    state_lock = take_lock(paths.state_dir(), api.STATE_LOCK_NAME)
+    if state_lock is None:  # not a failed start: the caller waits for that engine's socket
+        holder = (paths.state_dir() / api.STATE_LOCK_NAME).read_text().strip() or "?"
+        msg = f"the engine (pid {holder}) of {paths.state_dir()} runs; it listens again soon"
+        log.error("%s; exiting", msg)
+        print(msg, file=sys.stderr, flush=True)
+        os.close(lock)
+        return 1
+    daemon = Daemon(cfg)
+    daemon.lock_fd = lock
     profile = os.environ.get("DSHELL_ENGINE_PROFILE")  # a path: cProfile stats for benchmarks
     try:
         if profile:
             import cProfile
 
-            cProfile.runctx("asyncio.run(Daemon(cfg).run())", globals(), locals(), profile)
+            cProfile.runctx("asyncio.run(daemon.run())", globals(), locals(), profile)
         else:
-            asyncio.run(Daemon(cfg).run())
+            asyncio.run(daemon.run())
     except (ExecutorError, OSError, sqlite3.Error) as exc:
         log.error("engine failed: %s", exc, exc_info=True)
         print(f"{FAILED_MARK} {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
-        os.close(lock)
+        if daemon.lock_fd is not None:
+            os.close(daemon.lock_fd)
+        os.close(state_lock)
     return 0
 
 

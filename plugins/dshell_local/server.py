@@ -137,21 +137,13 @@ class Listeners:
 
     def __init__(self, app: web.Application) -> None:
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.unix: web.UnixSite | None = None
 
     async def start(
         self, socket_path: Path, tcp: tuple[str, int] | None, tls: ssl.SSLContext | None
     ) -> None:
         await self.runner.setup()
-        if socket_path.exists() or socket_path.is_symlink():
-            socket_path.unlink()
-        old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
-        try:
-            await web.UnixSite(
-                self.runner, str(socket_path), backlog=1024, shutdown_timeout=SHUTDOWN_GRACE
-            ).start()
-        finally:
-            os.umask(old)
-        os.chmod(socket_path, 0o600)
+        await self.bind_unix(socket_path)
         if tcp is not None:
             await web.TCPSite(
                 self.runner,
@@ -161,6 +153,24 @@ class Listeners:
                 backlog=1024,
                 shutdown_timeout=SHUTDOWN_GRACE,
             ).start()
+
+    async def bind_unix(self, socket_path: Path) -> None:
+        """Listen on ``socket_path`` (again: a previous Unix site is closed once the new one
+        listens; its open connections carry on)."""
+        if socket_path.exists() or socket_path.is_symlink():
+            socket_path.unlink()
+        site = web.UnixSite(
+            self.runner, str(socket_path), backlog=1024, shutdown_timeout=SHUTDOWN_GRACE
+        )
+        old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
+        try:
+            await site.start()
+        finally:
+            os.umask(old)
+        os.chmod(socket_path, 0o600)
+        previous, self.unix = self.unix, site
+        if previous is not None:
+            await previous.stop()
 
     async def stop(self) -> None:
         await self.runner.cleanup()

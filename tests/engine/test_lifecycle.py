@@ -151,3 +151,51 @@ def test_isolation_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     control.stop()
     with pytest.raises(ConfigError, match="isolation"):
         control.start()
+
+
+def test_a_removed_runtime_dir_is_made_again_by_the_running_engine(engine_dirs: Path) -> None:
+    import shutil
+
+    first = control.start()
+    assert first is not None
+    with control.client() as c:
+        task = c.submit(spec("sleep", "300"))[0]
+        pid = wait_until(lambda: c.get_task(task.id).pid, what="its pid")
+    shutil.rmtree(engine_dirs)  # what systemd-logind does to $XDG_RUNTIME_DIR at logout
+    # the next use finds the same engine again, not a second one on the same state dir
+    again = control.start()
+    assert again is not None and again.pid == first.pid
+    assert (engine_dirs / api.SOCKET_NAME).stat().st_mode & 0o777 == 0o600
+    with control.client() as c:
+        assert c.get_task(task.id).state is TaskState.RUNNING
+    # the executor made its socket and journal again: a restarted engine finds the task
+    wait_until((engine_dirs / "executor.sock").exists, what="the executor's socket")
+    control.stop()
+    status = control.start()
+    assert status is not None and status.recovery == {"adopted": 1}
+    assert pid_alive(int(str(pid)))
+
+
+def test_one_engine_per_state_dir(engine: EngineClient, engine_dirs: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other-runtime"
+    other.mkdir(mode=0o700)
+    env = {**os.environ, "DSHELL_RUNTIME_DIR": str(other)}
+    res = subprocess.run(
+        [sys.executable, "-m", "dshell_local.daemon"], env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode == 1
+    assert f"the engine (pid {control.status().pid})" in res.stderr  # type: ignore[union-attr]
+    assert engine.ping()
+
+
+def test_a_removed_database_stops_the_engine_and_its_tasks(
+    engine: EngineClient, tmp_path: Path
+) -> None:
+    task = engine.submit(spec("sleep", "300"))[0]
+    pid = wait_until(lambda: engine.get_task(task.id).pid, what="its pid")
+    engine_pid = control.status().pid  # type: ignore[union-attr]
+    for name in ("engine.db", "engine.db-wal", "engine.db-shm"):
+        (tmp_path / "state" / name).unlink(missing_ok=True)
+    wait_until(lambda: not pid_alive(engine_pid), 30, "the engine to stop")
+    assert not pid_alive(int(str(pid)))

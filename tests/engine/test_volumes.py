@@ -56,6 +56,12 @@ def cat(cli: CliRunner, path: str) -> str:
     return ok(cli, f"cat {path}")
 
 
+def cat_when_there(cli: CliRunner, path: str) -> str | None:
+    """The file's content, or None while it does not exist yet (for polling)."""
+    res = cli(f"cat {path}")
+    return res.stdout if res.status == 0 else None
+
+
 @pytest.fixture
 def three(engine_dirs: Path, engine_config: Callable[[str], Path]) -> None:
     engine_config(AGENTS)
@@ -108,7 +114,9 @@ def test_data_survives_kill_restart_and_engine_restart(three: None, cli: CliRunn
     first = launch(cli, "--volume db:data", "echo one >> data/log; sleep 300")
     t = running(cli, first)
     assert t["agent_id"] == "a2" and t["volumes"] == ["db:data"]
-    wait_until(lambda: cat(cli, f"/local/tasks/{first}/data/log") == "one\n", what="written")
+    wait_until(
+        lambda: cat_when_there(cli, f"/local/tasks/{first}/data/log") == "one\n", what="written"
+    )
     assert vols(cli)["db"]["tasks"] == [first]
     assert "db:data" in ok(cli, "ps -o wide")
     assert "log" in ok(cli, f"ls /local/tasks/{first}/data")

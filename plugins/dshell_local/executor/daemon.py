@@ -30,6 +30,7 @@ log = logging.getLogger("dshell.executor")
 
 EXIT_USAGE = 2
 EXIT_LOCKED = 3
+RUNTIME_CHECK_INTERVAL = 2.0  # seconds between checks that executor.sock is still ours
 _PR_SET_CHILD_SUBREAPER = 36
 _RLIMIT_DETAIL = (
     "enforced: mem_mb as RLIMIT_AS, set with prlimit(2) right after exec (posix_spawn cannot "
@@ -214,6 +215,7 @@ def run(cfg: Config) -> int:
     server = Server(loop, _listen(cfg.runtime_dir), mgr, lambda: hello, cfg.idle_exit)
     log.info("executor %s ready in %s (%s; %d known tasks)", VERSION, cfg.runtime_dir,
              isolation.detail, len(mgr.tasks))  # fmt: skip
+    watch = RuntimeWatch(cfg.runtime_dir, loop, server, mgr, journal, lock_fd)
     _announce_ready(cfg.ready_fd)
     _detach_stdio()
     try:
@@ -223,8 +225,56 @@ def run(cfg: Config) -> int:
         raise
     finally:
         _shutdown(cfg, loop, server, mgr, journal)
-        os.close(lock_fd)
+        os.close(watch.lock_fd)
     return 0
+
+
+class RuntimeWatch:
+    """Make the runtime dir, lock, socket and journal again when the dir was removed under a
+    running executor (``systemd-logind`` removes ``$XDG_RUNTIME_DIR`` at logout; see
+    ``dshell_local/daemon.py``): without it, a restarted engine could not reach this executor
+    and an executor restart would find no journal, so its running tasks would be lost."""
+
+    def __init__(self, runtime_dir: str, loop: Loop, server: Server, mgr: TaskManager,
+                 journal: Journal, lock_fd: int) -> None:  # fmt: skip
+        self.runtime_dir = runtime_dir
+        self.loop, self.server, self.mgr, self.journal = loop, server, mgr, journal
+        self.lock_fd = lock_fd
+        self._sock = os.path.join(runtime_dir, "executor.sock")
+        self._ino = os.stat(self._sock).st_ino
+        loop.call_later(RUNTIME_CHECK_INTERVAL, self.check)
+
+    def check(self) -> None:
+        self.loop.call_later(RUNTIME_CHECK_INTERVAL, self.check)
+        try:
+            if os.stat(self._sock).st_ino == self._ino:
+                return
+        except FileNotFoundError:
+            pass
+        try:
+            os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
+            lock = take_lock(self.runtime_dir)
+        except LockHeld as held:
+            log.error("%s was remade and is served by executor %s", self.runtime_dir, held.pid)
+            return
+        except OSError as exc:
+            log.error("cannot make %s again: %s", self.runtime_dir, exc)
+            return
+        try:
+            listener = _listen(self.runtime_dir)
+        except OSError as exc:
+            os.close(lock)
+            log.error("cannot listen on %s again: %s", self._sock, exc)
+            return
+        os.close(self.lock_fd)
+        self.lock_fd = lock
+        self.server.rebind(listener)
+        self._ino = os.stat(self._sock).st_ino
+        try:
+            self.journal.compact(self.mgr.boot_id, {t: k.rec for t, k in self.mgr.tasks.items()})
+        except OSError as exc:
+            log.error("journal not written again in %s: %s", self.runtime_dir, exc)
+        log.warning("%s was removed: made again (lock, socket, journal)", self.runtime_dir)
 
 
 def _announce_ready(ready_fd: int | None) -> None:

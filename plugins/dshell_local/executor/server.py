@@ -86,6 +86,13 @@ class Server:
         self.sweeps = 0
         loop.add_reader(listener.fileno(), self._accept)
 
+    def rebind(self, listener: socket.socket) -> None:
+        """Accept on ``listener`` from now on (the old one is closed; connections carry on)."""
+        self.loop.set_events(self._listener.fileno(), None, None)
+        self._listener.close()
+        self._listener = listener
+        self.loop.add_reader(listener.fileno(), self._accept)
+
     # ------------------------------------------------------------ connections
 
     def _accept(self) -> None:
