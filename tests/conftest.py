@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dshell_local.control import alive
+
 
 def require_service(ok: bool, what: str) -> None:
     """In CI (CI=true) a missing service fails the test; elsewhere it is skipped with a reason."""
@@ -36,12 +38,7 @@ def run_services(
     )
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
-    except (FileNotFoundError, IndexError):
-        return False
+pid_alive = alive  # tests' name for it
 
 
 def proc_pids(match: Callable[[bytes, bytes], bool]) -> list[int]:

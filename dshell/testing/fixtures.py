@@ -62,7 +62,38 @@ def dshell_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dir
     monkeypatch.setenv("DSHELL_RUNTIME_DIR", str(dirs.runtime))
     monkeypatch.delenv("NO_COLOR", raising=False)
     yield dirs
+    stop_local_engine(runtime)  # a test's `ps /` starts the engine of /local
     shutil.rmtree(runtime, ignore_errors=True)
+
+
+def stop_local_engine(runtime: Path) -> None:
+    """Stop the engine of ``runtime`` (killing its tasks), then its executor; bounded, and a
+    no-op when none runs. Without it a test's engine outlived its temporary dirs."""
+    import contextlib
+    import signal
+    import time
+
+    from dshell_local import control
+
+    if not any((runtime / name).exists() for name in ("engine.pid", "executor.lock")):
+        return
+    with contextlib.suppress(Exception):
+        control.stop(kill_tasks=True, timeout=60)
+    for name in ("engine.pid", "executor.lock"):
+        try:
+            pid = int((runtime / name).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if not control.alive(pid):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while control.alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if control.alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -127,7 +127,8 @@ def _spawn_daemon() -> None:
     proc.wait()  # the intermediate process exits as soon as the daemon has forked
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie is not)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             state = f.read().rpartition(b")")[2].split()[0]
@@ -144,7 +145,7 @@ def stop(kill_tasks: bool = False, timeout: float = STOP_TIMEOUT) -> bool:
         pid = c.status().pid
         c.shutdown(kill_tasks)
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while alive(pid):
         if time.monotonic() > deadline:
             raise UnreachableError(f"the engine (pid {pid}) did not stop within {timeout:g}s")
         time.sleep(0.05)

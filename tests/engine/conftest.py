@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from dshell.testing.fixtures import stop_local_engine
 
-from conftest import pid_alive, require_service, sandbox_pids
+from conftest import pid_alive, require_service, sandbox_pids  # noqa: F401 (pid_alive: for the tests)
 from dshell_local import control
 from dshell_local.client import EngineClient
 
@@ -39,13 +40,6 @@ def wait_until(predicate: Callable[[], object], timeout: float = 30.0, what: str
         time.sleep(0.02)
 
 
-def _pid_in(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def kill_leftover_tasks(state: Path) -> None:
     """Last resort: SIGKILL every process whose sandbox lies in this test's state dir.
 
@@ -57,22 +51,7 @@ def kill_leftover_tasks(state: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def stop_everything(runtime: Path) -> None:
-    """Kill the engine's tasks, stop the engine, then the executor (bounded)."""
-    with contextlib.suppress(Exception):
-        control.stop(kill_tasks=True, timeout=60)
-    for name in ("engine.pid", "executor.lock"):
-        pid = _pid_in(runtime / name)
-        if pid is None or not pid_alive(pid):
-            continue
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+stop_everything = stop_local_engine
 
 
 @pytest.fixture(autouse=True)
