@@ -62,7 +62,8 @@ def test_stop_leaves_tasks_running_and_start_readopts(engine: EngineClient) -> N
     assert again.state is TaskState.RUNNING and again.pid == running
     assert [h.state for h in again.history].count("RUNNING") == 1
     killed = engine.kill(task.id, grace=1)
-    assert killed.state is TaskState.KILLING
+    # `sleep` dies of the SIGTERM at once: its exit may be recorded before kill answers
+    assert killed.state in (TaskState.KILLING, TaskState.KILLED)
     assert engine.wait(task.id, 30).state is TaskState.KILLED
     assert not pid_alive(running)
 
