@@ -37,6 +37,17 @@ Example::
         def list_agents(self):
             return [Agent(id="a1", hostname="localhost")]
 
+Early listings (optional). A backend whose listing is one slow external command (Slurm's
+``squeue --json``) may start it while dshell is still starting: the scripted ``ps`` fast path
+(:mod:`dshell.fastpath`) reads the mount table, and for each mount it lists calls
+``prefetch_listing(source, options)`` from the top-level package of the backend's class (its
+``__init__``, imported without the backend module: keep both light). The hook returns a
+:class:`Prefetched` handle, or None when it cannot or need not start anything; it must not
+raise. The session later hands the handle to the mount's backend instance with
+:meth:`Backend.adopt_listing`; the hook saw the row as read quickly, before the table was
+validated, so the backend uses the handle only if it is exactly the command it would have run
+itself, and closes it otherwise.
+
 The contract test suite in :mod:`dshell.testing.contract` checks a backend against this API;
 every backend's tests reuse it.
 """
@@ -46,7 +57,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 
@@ -145,6 +156,13 @@ class ExecHandle(ABC):
         """Release the connection."""
 
 
+class Prefetched(Protocol):
+    """What a package's ``prefetch_listing`` hook returns: a started listing, closable."""
+
+    def close(self) -> None:
+        """Stop it and release what it holds (idempotent)."""
+
+
 class Backend(ABC):
     """A cluster kind. One instance serves one mount.
 
@@ -172,6 +190,11 @@ class Backend(ABC):
 
     def validate_mount(self) -> None:  # noqa: B027 - optional
         """Check the mount's source and options at ``mount`` time; raise UsageError if bad."""
+
+    def adopt_listing(self, started: Prefetched) -> None:
+        """Take a listing this backend's package hook started early (see "Early listings"
+        above). The default has no use for one and closes it."""
+        started.close()
 
     # ---- required listing --------------------------------------------------------------------
 

@@ -9,6 +9,12 @@ typo…) returns None and the full command tree handles the line, so the tree st
 definition of ``ps``; ``tests/test_fastpath.py`` parses a corpus of command lines both ways
 and checks they agree, so a change to ``ps``'s options cannot silently diverge.
 ``DSHELL_NO_FASTPATH=1`` turns it off.
+
+Early listings: before the session exists (before msgspec and the backends are
+imported), :func:`start_listings` reads the mount table (:mod:`dshell.mountrows`) and
+lets each listed mount's backend package start its listing command (``squeue --json``: "Early
+listings" in :mod:`dshell.backend`), so that the command runs while dshell finishes starting.
+The session hands each one to its mount's backend; anything unused is closed with the session.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .backend import Prefetched
+    from .plugins import Registry
     from .session import Session
 
 _FLAGS = {"-a": "all_", "--all": "all_", "-q": "quiet", "--quiet": "quiet"}
@@ -46,6 +54,43 @@ def parse_ps(args: list[str]) -> dict[str, Any] | None:
             params["path"] = arg
         i += 1
     return params
+
+
+def start_listings(args: list[str]) -> tuple[Registry, dict[str, Prefetched]] | None:
+    """For a ``ps`` line of the simple shape: the backend registry, and the listings started
+    early by mount target; None when there is nothing to start (the line then runs as always).
+    """
+    if args[:1] != ["ps"] or os.environ.get("DSHELL_NO_FASTPATH"):
+        return None
+    params = parse_ps(args[1:])
+    if params is None:
+        return None
+    from .mountrows import TABLE_FILE, mounts_under, normpath, read_rows
+    from .paths import config_dir
+
+    try:
+        rows = read_rows((config_dir() / TABLE_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None  # no table (only /local) or an unreadable one: the session says why
+    spanned = mounts_under(rows or [], normpath(params["path"] or ".", "/"))
+    # a framework's row takes its address from its host (dshell.frameworks): not started here
+    spanned = [row for row in spanned if "fw" not in row.options]
+    if not spanned:
+        return None
+    from .errors import DshellError
+    from .plugins import Registry
+
+    try:
+        registry = Registry.discover(dict(os.environ))
+    except DshellError:
+        return None  # a bad DSHELL_BACKENDS: reported by the session's own registry
+    started: dict[str, Prefetched] = {}
+    for row in spanned:
+        hook = registry.prefetcher(row.type)
+        handle = hook(row.source, dict(row.options)) if hook is not None else None
+        if handle is not None:
+            started[row.target] = handle
+    return registry, started
 
 
 def try_ps(session: Session, args: list[str]) -> int | None:

@@ -20,30 +20,20 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
 import tempfile
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .backend import Mount
 from .errors import ConfigError, ConflictError, NotFoundError, UsageError
+from .mountrows import TABLE_FILE, normpath, serving
 from .paths import config_dir
 
 DEFAULT_MOUNTS = (Mount(target="/local", type="local", source="localhost"),)
 
 #: The directories every mount has, in the order ``ls`` shows them.
 MOUNT_DIRS = ("tasks", "agents", "svc", "vol", "fw")
-
-
-def normpath(path: str, cwd: str = "/") -> str:
-    """An absolute, normalized namespace path (``..`` never climbs above ``/``)."""
-    joined = path if path.startswith("/") else posixpath.join(cwd, path)
-    norm = posixpath.normpath(joined)
-    if norm.startswith("//"):
-        norm = "/" + norm.lstrip("/")
-    return norm
 
 
 @dataclass(frozen=True)
@@ -63,7 +53,7 @@ class MountTable:
     """The persisted mount table. Reads are cheap; writes lock and replace atomically."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or config_dir() / "mounts.toml"
+        self.path = path or config_dir() / TABLE_FILE
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -125,8 +115,9 @@ class MountTable:
 
 
 def _toml_str(value: str) -> str:
-    # A JSON string is a valid TOML basic string (json.dumps never emits "\/").
-    return json.dumps(value, ensure_ascii=False)
+    # A JSON string is a valid TOML basic string (json.dumps never emits "\/"), but for DEL,
+    # which JSON leaves raw and TOML forbids (the whole table would no longer read).
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def render_table(mounts: list[Mount]) -> str:
@@ -145,6 +136,8 @@ def render_table(mounts: list[Mount]) -> str:
 
 
 def parse_table(text: str, where: str) -> list[Mount]:
+    import tomllib  # ~5 ms, only when the table is read
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -185,24 +178,10 @@ def check_target(target: str) -> str:
 
 def resolve(mounts: list[Mount], path: str) -> Resolved:
     """Split an absolute path into (longest matching mount, rest)."""
-    best: Mount | None = None
-    for m in mounts:
-        if (path == m.target or path.startswith(m.target + "/")) and (
-            best is None or len(m.target) > len(best.target)
-        ):
-            best = m
+    best = serving(mounts, path)
     if best is None:
         return Resolved(path, None, "")
     return Resolved(path, best, path[len(best.target) :].lstrip("/"))
-
-
-def mounts_under(mounts: list[Mount], path: str) -> list[Mount]:
-    """The mounts a path spans: the one serving it, or every mount below it (``ps /``)."""
-    res = resolve(mounts, path)
-    if res.mount is not None:
-        return [res.mount]
-    prefix = path.rstrip("/") + "/"
-    return [m for m in mounts if m.target.startswith(prefix) or path == "/"]
 
 
 def children(mounts: list[Mount], path: str) -> list[str]:

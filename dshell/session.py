@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING
 from .namespace import MountTable, normpath
 
 if TYPE_CHECKING:
-    from .backend import Backend, Mount
+    from .backend import Backend, Mount, Prefetched
     from .plugins import Registry
 
 
@@ -73,6 +73,9 @@ class Session:
     _mounts: list[Mount] | None = None
     #: framework mounts as opened (row, resolved), see dshell.frameworks.resolve
     fw_mounts: dict[str, tuple[Mount, Mount]] = field(default_factory=dict)
+    #: listings started early by the fast path, by mount target: handed to the mount's backend
+    #: when it is first used (dshell.backend, "Early listings"), closed at the end otherwise
+    prefetched: dict[str, Prefetched] = field(default_factory=dict)
 
     # ---- backends ----------------------------------------------------------------------------
 
@@ -85,11 +88,16 @@ class Session:
         return self._registry
 
     def backend(self, mount: Mount) -> Backend:
+        target = mount.target
         if "fw" in mount.options:  # a framework's row: its address comes from its host
             from .frameworks import resolve
 
             mount = resolve(self, mount)
-        return self.registry.backend_for(mount)
+        backend = self.registry.backend_for(mount)
+        started = self.prefetched.pop(target, None)  # one that is never adopted: see close()
+        if started is not None:
+            backend.adopt_listing(started)
+        return backend
 
     # ---- namespace ---------------------------------------------------------------------------
 
@@ -107,5 +115,7 @@ class Session:
         return normpath(path or ".", self.cwd)
 
     def close(self) -> None:
+        while self.prefetched:
+            self.prefetched.popitem()[1].close()
         if self._registry is not None:
             self._registry.close()

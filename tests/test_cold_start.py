@@ -13,12 +13,8 @@ HEAVY = ["prompt_toolkit", "paramiko", "kazoo", "asyncio", "aiohttp", "psutil", 
 PROBE = """
 import json, sys
 heavy_names = json.loads(sys.argv[2])
-sys.argv = ["dshell", *json.loads(sys.argv[1])]
 from dshell.__main__ import main
-try:
-    main()
-except SystemExit:
-    pass
+main(json.loads(sys.argv[1]))  # given argv: a finished `ps` does not end the process here
 heavy = {h for h in heavy_names if h in sys.modules}
 sys.stderr.write("HEAVY=" + json.dumps(sorted(heavy)) + "\\n")
 """

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from dshell.fastpath import parse_ps
+from dshell.backend import Mount, Prefetched
+from dshell.fastpath import parse_ps, start_listings
+from dshell.plugins import PluginRef, Registry
+from dshell.session import Session
+from dshell.testing.fake import FakeBackend
 
 SIMPLE = [
     [],
@@ -92,9 +97,9 @@ def test_same_output_and_status_both_ways(fake_mount, dshell_exe, args: list[str
 
 def test_the_fast_path_imports_no_click(fake_mount) -> None:
     probe = (
-        "import sys; sys.argv = ['dshell', 'ps', '/f', '-o', 'tsv']\n"
+        "import sys\n"
         "from dshell.__main__ import main\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "main(['ps', '/f', '-o', 'tsv'])\n"
         "sys.stderr.write('CLICK=' + str('click' in sys.modules) + '\\n')\n"
     )
     r = subprocess.run(
@@ -102,3 +107,56 @@ def test_the_fast_path_imports_no_click(fake_mount) -> None:
     )
     assert "CLICK=False" in r.stderr, r.stderr
     assert r.stdout.startswith("MOUNT\t")
+
+
+# ---- early listings (dshell.backend, "Early listings") ----------------------------------------
+
+
+class _Handle:
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class Recorder(FakeBackend):
+    """A backend that keeps the early listings it is given."""
+
+    def __init__(self, mount: Mount) -> None:
+        super().__init__(mount)
+        self.adopted: list[object] = []
+
+    def adopt_listing(self, started: Prefetched) -> None:
+        self.adopted.append(started)
+
+
+def test_the_session_hands_each_early_listing_to_its_backend_once(tmp_path: Path) -> None:
+    refs = {
+        "rec": PluginRef("rec", f"{__name__}:Recorder", "test"),
+        "fake": PluginRef("fake", "dshell.testing.fake:FakeBackend", "test"),
+    }
+    mine, unused, refused = _Handle(), _Handle(), _Handle()
+    session = Session(
+        _registry=Registry(refs=refs),
+        prefetched={"/r": mine, "/nowhere": unused, "/f": refused},
+    )
+    state = {"state": str(tmp_path / "s.json")}
+    backend = session.backend(Mount(target="/r", type="rec", options=state))
+    assert session.backend(Mount(target="/r", type="rec", options=state)) is backend
+    assert isinstance(backend, Recorder) and backend.adopted == [mine]
+    session.backend(Mount(target="/f", type="fake", options=state))
+    assert refused.closed == 1  # a backend with no use for it closes it at once
+    assert unused.closed == 0
+    session.close()
+    assert (mine.closed, unused.closed, refused.closed) == (0, 1, 1)
+
+
+def test_only_backends_with_a_hook_start_anything(fake_mount, monkeypatch) -> None:
+    early = start_listings(["ps", "/f", "-o", "tsv"])
+    assert early is not None and early[1] == {}  # the fake backend's package has no hook
+    assert set(early[0].refs) >= {"fake", "local"}
+    assert start_listings(["ps", "/nowhere", "-o", "tsv"]) is None
+    assert start_listings(["ps", "--state", "running", "/f"]) is None
+    monkeypatch.setenv("DSHELL_NO_FASTPATH", "1")
+    assert start_listings(["ps", "/f"]) is None

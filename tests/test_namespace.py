@@ -8,11 +8,11 @@ import os
 import pytest
 from dshell.backend import Mount
 from dshell.errors import ConfigError, ConflictError, NotFoundError, UsageError
+from dshell.mountrows import mounts_under
 from dshell.namespace import (
     MountTable,
     check_target,
     children,
-    mounts_under,
     normpath,
     parse_options,
     resolve,

@@ -30,6 +30,7 @@ from dshell.backend import (
     Capability,
     ExecHandle,
     Mount,
+    Prefetched,
     TaskQuery,
     seconds_option,
 )
@@ -127,6 +128,10 @@ class SlurmBackend(Backend):
     def runner(self) -> Runner:
         """Where the Slurm commands run (connects an ssh:// mount on first use)."""
         return self.slurm.runner
+
+    def adopt_listing(self, started: Prefetched) -> None:
+        """The ``squeue --json`` that ``prefetch_listing`` started: the next listing reads it."""
+        self.slurm.adopt(started)
 
     def close(self) -> None:
         self.slurm.close()

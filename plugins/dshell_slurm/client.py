@@ -10,10 +10,11 @@ from __future__ import annotations
 import signal as signals
 from typing import Any
 
-from dshell.backend import Mount
+from dshell.backend import Mount, Prefetched
 from dshell.errors import BackendError, DshellError, NotFoundError, UsageError
 
 from . import decode
+from .early import client_env, is_local, squeue_argv
 from .parse import errors_of, text
 from .parse_nodes import SSTAT_FORMAT, parse_sstat
 from .runner import Runner, failure, make_runner
@@ -35,15 +36,23 @@ class SlurmClient:
     def runner(self) -> Runner:
         if self._runner is None:
             opts = self.mount.options
-            env = {"SLURM_CONF": opts["slurm_conf"]} if opts.get("slurm_conf") else {}
             self._runner = make_runner(
                 self.mount.source,
-                env=env,
+                env=client_env(opts),
                 timeout=self.timeout,
                 known_hosts=opts.get("known_hosts"),
                 identity=opts.get("identity"),
             )
         return self._runner
+
+    def adopt(self, started: Prefetched) -> None:
+        """A listing started early (:mod:`dshell_slurm.early`): local mounts collect it in
+        their next identical call; an ssh:// mount never starts one, and is not connected
+        here just to refuse it."""
+        if is_local(self.mount.source):
+            self.runner.adopt(started)
+        else:
+            started.close()
 
     def close(self) -> None:
         if self._runner is not None:
@@ -87,12 +96,7 @@ class SlurmClient:
 
     def jobs(self, job_ids: list[str] | None = None, *, raw: bool = False) -> list[dict[str, Any]]:
         """``squeue --json`` records of this mount (``raw``: every field, for ``--raw``)."""
-        argv = ["squeue", "--json"]
-        if self.mount.options.get("user"):
-            argv.append(f"--user={self.mount.options['user']}")
-        if job_ids:
-            argv.append("--jobs=" + ",".join(job_ids))
-        doc = self.json(argv, slim=not raw)
+        doc = self.json(squeue_argv(self.mount.options, job_ids), slim=not raw)
         return [j for j in doc.get("jobs") or [] if isinstance(j, dict) and self._mine(j)]
 
     # ---- accounting (slurmdbd) ---------------------------------------------------------------

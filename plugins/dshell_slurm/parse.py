@@ -138,14 +138,27 @@ def errors_of(doc: dict[str, Any]) -> list[str]:
 
 def job_state(state: Any, reason: Any = None) -> tuple[TaskState, str | None, str]:
     """(dshell state, reason code, the Slurm state name) for a job's ``job_state``."""
-    toks = tokens(state)
+    never = str(reason) == "DependencyNeverSatisfied"
+    if type(state) is str:  # a listing asks twice per job (is_active, job_to_task): cache
+        return _job_state_of(state, never)
+    if isinstance(state, list) and all(type(v) is str for v in state):
+        return _job_state_of(tuple(state), never)
+    return _job_state(tokens(state), never)
+
+
+@lru_cache(maxsize=256)
+def _job_state_of(state: str | tuple[str, ...], never: bool) -> tuple[TaskState, str | None, str]:
+    return _job_state(tokens(list(state) if isinstance(state, tuple) else state), never)
+
+
+def _job_state(toks: list[str], never: bool) -> tuple[TaskState, str | None, str]:
     flag = next((f for f in _STATE_FLAGS if f in toks), None)
     base = next((t for t in toks if t in JOB_STATES and t not in _STATE_FLAGS), None)
     name = flag if flag == "COMPLETING" or base is None else base
     if name is None:
         return S.RUNNING, None, toks[0] if toks else "UNKNOWN"
     mapped, code = JOB_STATES.get(name, (S.RUNNING, None))
-    if name == "CANCELLED" and str(reason) == "DependencyNeverSatisfied":
+    if name == "CANCELLED" and never:
         code = "REASON_DEPENDENCY_NEVER_SATISFIED"
     return mapped, code, name
 

@@ -24,7 +24,10 @@ from dshell.errors import (
 )
 from dshell.net import Completed, FileStat
 
+from .early import Started, is_local, local_env, spawn
+
 if TYPE_CHECKING:
+    from dshell.backend import Prefetched
     from dshell.net.ssh import SshConnection
 
 DEFAULT_TIMEOUT = 60.0
@@ -67,6 +70,11 @@ class Runner(ABC):
     @abstractmethod
     def read(self, path: str, offset: int = 0, limit: int = READ_LIMIT) -> bytes:
         """Up to ``limit`` bytes from ``offset``; NotFoundError if the file does not exist."""
+
+    def adopt(self, started: Prefetched) -> None:
+        """Keep a command started early for the ``run`` of the same command; the default
+        runs everything itself and closes it."""
+        started.close()
 
     def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release connections."""
@@ -133,19 +141,32 @@ class LocalProcess:
 class LocalRunner(Runner):
     """The Slurm client commands of this machine."""
 
+    def __init__(self, env: dict[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT):
+        super().__init__(env, timeout)
+        self._early: list[Started] = []  # commands started early, not yet collected
+
     def _env(self) -> dict[str, str]:
-        return {**os.environ, **self.env}
+        return local_env(self.env)
+
+    def adopt(self, started: Prefetched) -> None:
+        if isinstance(started, Started):
+            self._early.append(started)
+        else:
+            started.close()
+
+    def _take(self, argv: list[str]) -> subprocess.Popen[bytes] | None:
+        """The early process of exactly this command in exactly this environment, if any."""
+        env = self._env()
+        for started in self._early:
+            if started.argv == argv and started.env == env:
+                self._early.remove(started)
+                return started.proc
+        return None
 
     def run(self, argv: list[str], *, stdin: bytes | None = None) -> Completed:
         try:
-            proc = subprocess.run(
-                argv,
-                input=stdin if stdin is not None else b"",
-                capture_output=True,
-                timeout=self.timeout,
-                env=self._env(),
-                check=False,
-            )
+            proc = self._take(argv) if stdin is None and self._early else None
+            return self._collect(proc or spawn(argv, self._env()), stdin)
         except FileNotFoundError as exc:
             raise UnreachableError(
                 f"{argv[0]}: command not found on PATH (are the Slurm client tools installed?)"
@@ -154,7 +175,25 @@ class LocalRunner(Runner):
             raise UnreachableError(f"{argv[0]} did not answer in {self.timeout:g} s") from exc
         except OSError as exc:
             raise UnreachableError(f"{argv[0]}: cannot run ({exc.strerror or exc})") from exc
-        return Completed(proc.returncode, proc.stdout, proc.stderr)
+
+    def _collect(self, proc: subprocess.Popen[bytes], stdin: bytes | None) -> Completed:
+        """Feed, read and reap a started command as :func:`subprocess.run` does (on a timeout
+        it is killed), whether it was started here or early (its timeout counts from here)."""
+        with proc:  # closes the pipes and reaps the process
+            try:
+                out, err = proc.communicate(stdin if stdin is not None else b"", self.timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise
+            except BaseException:
+                proc.kill()
+                raise
+        return Completed(proc.returncode, out, err)
+
+    def close(self) -> None:
+        while self._early:
+            self._early.pop().close()
 
     def start(self, argv: list[str]) -> Process:
         return LocalProcess(argv, self._env())
@@ -224,10 +263,6 @@ class SshRunner(Runner):
 
     def close(self) -> None:
         self.conn.close()
-
-
-def is_local(source: str) -> bool:
-    return source in ("", "localhost", "local")
 
 
 def make_runner(

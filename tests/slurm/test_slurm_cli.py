@@ -9,7 +9,7 @@ import pytest
 from dshell.errors import ExitCode
 from dshell.testing.fixtures import CliRunner
 
-from .conftest import BACKENDS
+from .conftest import BACKENDS, PLUGINS
 
 
 @pytest.fixture
@@ -117,3 +117,26 @@ def test_run_after_and_partition(hpc: CliRunner) -> None:
     assert bad.status != 0 and "nosuch" in bad.stderr.lower()
     local = hpc("run -d --on /local --partition debug -- true")
     assert local.status == ExitCode.UNSUPPORTED and "partitions" in local.stderr
+
+
+def test_the_scripted_listing_starts_squeue_early_with_the_same_rows(
+    hpc: CliRunner, dshell_exe: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dshell ps`` as its own process: the early squeue (tests/slurm/test_early.py) against
+    the real Slurm lists what the command tree lists."""
+    monkeypatch.setenv("PYTHONPATH", PLUGINS)
+    job = hpc("run -d --on /hpc --name early-job -- sleep 300")
+    assert job.status == 0, job.stderr
+    task_id = job.stdout.strip()
+    try:
+        fast = dshell_exe("ps", "/hpc", "-o", "tsv")
+        tree = dshell_exe("ps", "/hpc", "-o", "tsv", env={"DSHELL_NO_FASTPATH": "1"})
+        assert fast.returncode == tree.returncode == 0, fast.stderr + tree.stderr
+        mine = [line for line in fast.stdout.splitlines() if f"\t{task_id}\t" in line]
+        assert len(mine) == 1 and "early-job" in mine[0]
+        assert fast.stdout.splitlines()[0] == tree.stdout.splitlines()[0]  # the header
+        assert [line.split("\t")[:3] for line in fast.stdout.splitlines()] == [
+            line.split("\t")[:3] for line in tree.stdout.splitlines()
+        ]  # mount, id, name of every row (states may move between the two listings)
+    finally:
+        hpc(f"kill /hpc/{task_id}")
