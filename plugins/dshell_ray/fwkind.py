@@ -60,6 +60,15 @@ DEFAULT_WORKER_PORTS = 16
 MAX_WORKERS = 64
 TOKEN = "token"
 GCS_FILE = "gcs"  # the head's GCS address, written by the head at each start
+# What every node of a dshell-hosted cluster runs with, wherever it runs. A raylet that loses
+# the GCS waits this long before it gives up (Ray's default: 60 s). These clusters have no
+# external GCS store, so a restarted head is a new GCS on new ports that no raylet can
+# reconnect to: the wait only delays the worker's restart against the new head. 15 s still
+# rides out a GCS that is slow to answer.
+NODE_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_gcs_rpc_server_reconnect_timeout_s": "15",
+}
 #: Ray's longest Unix socket: TEMP/session_<date>_<time>_<usec>_<pid>/sockets/plasma_store
 SOCKET_SUFFIX = 72
 SOCKET_MAX = 107
@@ -341,7 +350,7 @@ def _spec(
             "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # every address stays loopback
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN_PATH": str(token),
-            "RAY_USAGE_STATS_ENABLED": "0",
+            **NODE_ENV,
         },
         health_checks=[check],
         upgrade_strategy=UpgradeStrategySpec(

@@ -56,6 +56,7 @@ from .fwkind import (
     HEAD_PORTS,
     MIB,
     MIN_OBJECT_STORE,
+    NODE_ENV,
     OBJECT_STORE_FRACTION,
     TOKEN,
     WORKER_PORTS,
@@ -259,7 +260,7 @@ def ray_env(
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # the node's address stays as given
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN_PATH": str(base / TOKEN),
-        "RAY_USAGE_STATS_ENABLED": "0",
+        **NODE_ENV,
         # stop at once on SIGTERM: Slurm's KillWait (seconds) bounds the job's stop, and a
         # drain (30 s by default) would outlast it
         "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
