@@ -47,13 +47,17 @@ def _render(task: Task) -> None:
         task.message = f"command template: {exc}"
 
 
-def make_sandbox(rec: TaskRecord, sandboxes: Sandboxes) -> str | None:
-    """Create one task's sandbox (in a file-system thread); the error text, or None."""
-    try:
-        sandboxes.create(rec.task.id, rec.rt.workdir)
-    except SandboxError as exc:
-        return str(exc)
-    return None
+def make_sandboxes(recs: list[TaskRecord], sandboxes: Sandboxes) -> list[str | None]:
+    """Create tasks' sandboxes (in a file-system thread); per task the error text, or None."""
+    errors: list[str | None] = []
+    for rec in recs:
+        try:
+            sandboxes.create(rec.task.id, rec.rt.workdir)
+        except SandboxError as exc:
+            errors.append(str(exc))
+        else:
+            errors.append(None)
+    return errors
 
 
 def spawn_spec(rec: TaskRecord, pids_limit: int, base_env: dict[str, str]) -> SpawnSpec:
