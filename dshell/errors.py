@@ -147,3 +147,15 @@ def report(session: Any, out: Any, exc: DshellError) -> int:
     if exc.hint:
         out.info(f"hint: {exc.hint}")
     return int(code)
+
+
+def report_os_error(session: Any, out: Any, exc: OSError) -> int:
+    """An OS error outside any backend's handling (a full disk under ``> file``, a vanished
+    cwd): its reason and file on stderr, exit 1; the traceback under ``--debug``. Shared like
+    :func:`report`; a broken pipe is not one of these (the caller re-raises it)."""
+    if getattr(session, "debug", False):
+        import traceback
+
+        traceback.print_exc(file=session.env.stderr)
+    out.error(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+    return int(ExitCode.ERROR)

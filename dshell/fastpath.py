@@ -101,7 +101,7 @@ def try_ps(session: Session, args: list[str]) -> int | None:
     if params is None:
         return None
     from .backend import TaskQuery
-    from .errors import DshellError, report
+    from .errors import DshellError, report, report_os_error
     from .render import Format, Output
 
     out = Output(session.env)
@@ -115,4 +115,8 @@ def try_ps(session: Session, args: list[str]) -> int | None:
         result.finish(out)
     except DshellError as exc:
         return report(session, out, exc)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # e.g. ENOSPC writing the listing: reported as the tree does
+        return report_os_error(session, out, exc)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,20 @@ def test_only_backends_with_a_hook_start_anything(fake_mount, monkeypatch) -> No
     assert start_listings(["ps", "--state", "running", "/f"]) is None
     monkeypatch.setenv("DSHELL_NO_FASTPATH", "1")
     assert start_listings(["ps", "/f"]) is None
+
+
+def test_a_full_disk_is_reported_the_same_both_ways(fake_mount) -> None:  # type: ignore[no-untyped-def]
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    argv = [sys.executable, "-m", "dshell", "ps", "/f", "-o", "tsv"]
+
+    def run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        with open("/dev/full", "w", encoding="utf-8") as full:
+            return subprocess.run(
+                argv, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+                env={**os.environ, **env},
+            )  # fmt: skip
+
+    fast, tree = run({}), run({"DSHELL_NO_FASTPATH": "1"})
+    assert fast.returncode == tree.returncode == 1
+    assert fast.stderr == tree.stderr == "dshell: error: No space left on device\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..errors import DshellError, ExitCode, Interrupted, TaskExit, report
+from ..errors import DshellError, ExitCode, Interrupted, TaskExit, report, report_os_error
 from ._click import click
 
 #: verb -> (module under dshell.cli, attribute, one-line help). Assembled explicitly.
@@ -135,12 +135,7 @@ def invoke(session: Any, argv: list[str], *, prog: str = "dshell") -> int:
     except BrokenPipeError:
         raise
     except OSError as exc:
-        if session.debug:
-            import traceback
-
-            traceback.print_exc(file=session.env.stderr)
-        out.error(f"{exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
-        return int(ExitCode.ERROR)
+        return report_os_error(session, out, exc)
     finally:
         session.attached = False
 
