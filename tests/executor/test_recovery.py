@@ -166,3 +166,22 @@ def test_idle_exit(make_executor) -> None:  # type: ignore[no-untyped-def]
     if discover(ex.cgroup_name).kind != "rlimit":
         with open(os.path.join(ex.dir, "executor.log"), encoding="utf-8") as f:
             assert "idle" in f.read()
+
+
+def test_a_removed_runtime_dir_is_made_again_only_with_tasks(make_executor) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    busy: Executor = make_executor()
+    busy.spawn("s", ["sleep", "300"])
+    idle: Executor = make_executor()
+    for ex in (busy, idle):
+        shutil.rmtree(ex.dir)
+    # with a task: dir, socket and journal again (an engine can reach it, a restart finds it)
+    wait_until(lambda: os.path.exists(os.path.join(busy.dir, "executor.sock")), 15, "the socket")
+    wait_until(lambda: os.path.exists(os.path.join(busy.dir, "executor-tasks.json")), 15, "journal")
+    with SyncExecutorClient.connect(busy.dir) as c:
+        assert [t["running"] for t in c.call("list")["tasks"]] == [True]
+    # without: it exits, and leaves nothing behind
+    assert idle.proc is not None
+    idle.proc.wait(timeout=15)
+    assert not os.path.exists(idle.dir)

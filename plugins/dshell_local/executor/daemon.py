@@ -233,7 +233,9 @@ class RuntimeWatch:
     """Make the runtime dir, lock, socket and journal again when the dir was removed under a
     running executor (``systemd-logind`` removes ``$XDG_RUNTIME_DIR`` at logout; see
     ``dshell_local/daemon.py``): without it, a restarted engine could not reach this executor
-    and an executor restart would find no journal, so its running tasks would be lost."""
+    and an executor restart would find no journal, so its running tasks would be lost. An
+    executor without tasks has nothing to keep: it exits instead (a test or a benchmark
+    removing its temporary dirs must not see them made again)."""
 
     def __init__(self, runtime_dir: str, loop: Loop, server: Server, mgr: TaskManager,
                  journal: Journal, lock_fd: int) -> None:  # fmt: skip
@@ -251,6 +253,10 @@ class RuntimeWatch:
                 return
         except FileNotFoundError:
             pass
+        if not self.mgr.tasks and not os.path.isdir(self.runtime_dir):
+            log.info("%s was removed and no task is known: exiting", self.runtime_dir)
+            self.loop.stopping = True
+            return
         try:
             os.makedirs(self.runtime_dir, mode=0o700, exist_ok=True)
             lock = take_lock(self.runtime_dir)
@@ -313,7 +319,8 @@ def _shutdown(cfg: Config, loop: Loop, server: Server, mgr: TaskManager, journal
     mgr.flush_exits()
     if mgr.remover is not None:
         mgr.remover.stop()
-    journal.compact(mgr.boot_id, {t: k.rec for t, k in mgr.tasks.items()})
+    if os.path.isdir(cfg.runtime_dir):  # gone: RuntimeWatch stops an executor with no tasks
+        journal.compact(mgr.boot_id, {t: k.rec for t, k in mgr.tasks.items()})
     journal.close()
     if mgr.cg is not None:
         mgr.cg.close(remove_parents=not mgr.tasks)
