@@ -101,11 +101,18 @@ def _listening(cluster: RayCluster) -> list[tuple[str, int, str]]:
 def test_cluster_listens_on_loopback_only_on_allocated_ports(cluster: RayCluster) -> None:
     """Ray's own servers, before any job ran: loopback, and only ports the engine gave."""
     allocated = {ep.port for eps in cluster.endpoints.values() for ep in eps}
-    found = _listening(cluster)
-    for addr, port, line in found:
-        assert addr in LOOPBACK, f"listens beyond loopback: {line}"
-        assert port in allocated, f"a port the engine did not allocate: {line}"
-    assert len(found) >= 10  # GCS, dashboard, agents, raylets, object managers…
+    # GCS, dashboard, agents, raylets, object managers…: the agents may still be starting when
+    # the cluster first answers, so look until they all listen (every look is checked)
+    deadline = time.monotonic() + 60
+    while True:
+        found = _listening(cluster)
+        for addr, port, line in found:
+            assert addr in LOOPBACK, f"listens beyond loopback: {line}"
+            assert port in allocated, f"a port the engine did not allocate: {line}"
+        if len(found) >= 10:
+            break
+        assert time.monotonic() < deadline, f"only {len(found)} listening sockets: {found}"
+        time.sleep(0.5)
 
 
 class TestRayContract(BackendContract):
