@@ -123,10 +123,7 @@ class Cgroups:
     def _adopt_spares(self) -> None:
         """Take over the spare groups a previous executor left (empty ones; others removed)."""
         for parent, spares in self._spares.items():
-            try:
-                names = [e.name for e in os.scandir(parent) if e.name.startswith(SPARE)]
-            except FileNotFoundError:
-                continue
+            names = _children(parent, SPARE)
             for name in names:
                 path = os.path.join(parent, name)
                 if len(spares) < self.pool_max and not _has_procs(path):
@@ -373,7 +370,7 @@ class Cgroups:
         me = procfs.read_stat(os.getpid())
         mark = f"{OWNER}{os.getpid()}-{me.start_time if me else 0}"
         for h in self._hier:
-            for name in _owner_marks(h.parent):
+            for name in _children(h.parent, OWNER):
                 if name != mark:
                     _rmdir(os.path.join(h.parent, name))
             try:
@@ -388,11 +385,7 @@ class Cgroups:
         removed = []
         for h in self._hier:
             home = os.path.dirname(h.parent)
-            try:
-                names = [e.name for e in os.scandir(home) if e.name.startswith(PARENT_PREFIX)]
-            except OSError:
-                continue
-            for name in names:
+            for name in _children(home, PARENT_PREFIX):
                 path = os.path.join(home, name)
                 if path != h.parent and _abandoned(path, now) and _remove_tree(path):
                     removed.append(path)
@@ -410,21 +403,22 @@ class Cgroups:
             while self._spares[h.parent]:  # leave live groups behind
                 _rmdir(self._spares[h.parent].popleft())
             if remove_parents:
-                for name in _owner_marks(h.parent):
+                for name in _children(h.parent, OWNER):
                     _rmdir(os.path.join(h.parent, name))
                 _rmdir(h.parent)
 
 
-def _owner_marks(parent: str) -> list[str]:
+def _children(path: str, prefix: str) -> list[str]:
+    """Names of the entries of ``path`` starting with ``prefix`` (none if it is unreadable)."""
     try:
-        return [e.name for e in os.scandir(parent) if e.name.startswith(OWNER)]
+        return [e.name for e in os.scandir(path) if e.name.startswith(prefix)]
     except OSError:
         return []
 
 
 def _abandoned(parent: str, now: float) -> bool:
     """Whether ``parent``'s executor is gone and nothing of its tasks is left running."""
-    marks = _owner_marks(parent)
+    marks = _children(parent, OWNER)
     if not marks:
         try:
             if now - os.stat(parent).st_mtime < UNMARKED_GRACE:
