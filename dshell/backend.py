@@ -39,9 +39,11 @@ Example::
 
 Early listings (optional). A backend whose listing is one slow external command (Slurm's
 ``squeue --json``) may start it while dshell is still starting: the scripted ``ps`` fast path
-(:mod:`dshell.fastpath`) reads the mount table, and for each mount it lists calls
-``prefetch_listing(source, options)`` from the top-level package of the backend's class (its
-``__init__``, imported without the backend module: keep both light). The hook returns a
+(:mod:`dshell.fastpath`) reads the mount table (a plan saved by :mod:`dshell.prestart`), and
+for each mount it lists calls ``prefetch_listing(source, options)`` from the top-level package
+of the backend's class (its ``__init__``, imported without the backend module: keep both light,
+without typing, pathlib or subprocess, which cost ~10 ms each on an interpreter that has not
+loaded them). The hook returns a
 :class:`Prefetched` handle, or None when it cannot or need not start anything; it must not
 raise. The session later hands the handle to the mount's backend instance with
 :meth:`Backend.adopt_listing`; the hook saw the row as read quickly, before the table was

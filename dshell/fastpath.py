@@ -20,11 +20,14 @@ The session hands each one to its mount's backend; anything unused is closed wit
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing costs ~10 ms to import, before the early start; see prestart
 if TYPE_CHECKING:
+    from typing import Any
+
     from .backend import Prefetched
     from .plugins import Registry
+    from .prestart import Key, Planned
     from .session import Session
 
 _FLAGS = {"-a": "all_", "--all": "all_", "-q": "quiet", "--quiet": "quiet"}
@@ -56,41 +59,55 @@ def parse_ps(args: list[str]) -> dict[str, Any] | None:
     return params
 
 
-def start_listings(args: list[str]) -> tuple[Registry, dict[str, Prefetched]] | None:
-    """For a ``ps`` line of the simple shape: the backend registry, and the listings started
-    early by mount target; None when there is nothing to start (the line then runs as always).
-    """
+def start_listings(args: list[str]) -> tuple[Registry | None, dict[str, Prefetched]] | None:
+    """For a ``ps`` line of the simple shape: the backend registry if it had to be made here,
+    and the listings started early by mount target; None when there is nothing to start (the
+    line then runs as always). The plan comes from :mod:`dshell.prestart` when it matches."""
     if args[:1] != ["ps"] or os.environ.get("DSHELL_NO_FASTPATH"):
         return None
     params = parse_ps(args[1:])
     if params is None:
         return None
-    from .mountrows import TABLE_FILE, mounts_under, normpath, read_rows
-    from .paths import config_dir
+    from . import prestart
 
-    try:
-        rows = read_rows((config_dir() / TABLE_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        return None  # no table (only /local) or an unreadable one: the session says why
-    spanned = mounts_under(rows or [], normpath(params["path"] or ".", "/"))
-    # a framework's row takes its address from its host (dshell.frameworks): not started here
-    spanned = [row for row in spanned if "fw" not in row.options]
-    if not spanned:
+    current = prestart.key()
+    if current is None:
+        return None  # no table: only /local
+    registry = None
+    plan = prestart.load(current)
+    if plan is None:
+        made = _plan(current)
+        if made is None:
+            return None
+        plan, registry = made
+    started = prestart.start(plan, params["path"] or ".")
+    if not started and registry is None:
         return None
+    return registry, started
+
+
+def _plan(current: Key) -> tuple[list[Planned], Registry] | None:
+    """The early start's plan made from the table and the installed backends, and saved; None
+    when the table cannot be read or the backends cannot be listed (the session says why)."""
+    from . import prestart, xdg
     from .errors import DshellError
+    from .mountrows import read_rows
     from .plugins import Registry
 
+    try:
+        with open(xdg.mount_table(), encoding="utf-8") as f:
+            rows = read_rows(f.read())
+    except (OSError, UnicodeDecodeError):
+        return None
+    if rows is None:
+        return None  # not TOML: the session reports it
     try:
         registry = Registry.discover(dict(os.environ))
     except DshellError:
         return None  # a bad DSHELL_BACKENDS: reported by the session's own registry
-    started: dict[str, Prefetched] = {}
-    for row in spanned:
-        hook = registry.prefetcher(row.type)
-        handle = hook(row.source, dict(row.options)) if hook is not None else None
-        if handle is not None:
-            started[row.target] = handle
-    return registry, started
+    plan = [prestart.Planned(*row, registry.package(row.type)) for row in rows]
+    prestart.save(current, plan)
+    return plan, registry
 
 
 def try_ps(session: Session, args: list[str]) -> int | None:

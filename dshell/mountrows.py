@@ -1,57 +1,20 @@
-"""Mount paths and a first read of the mount table, importing only the standard library.
+"""A first read of the mount table, importing only the standard library.
 
-The fast path (:mod:`dshell.fastpath`) reads the table here to start a backend's listing
-before dshell has finished starting (msgspec and the backends cost tens of ms to import). The
-path functions are the ones :mod:`dshell.namespace` uses, so both agree on which mounts a path
-spans. What :func:`read_rows` reads is only a hint: a backend uses an early listing only if
-the table, read and checked by the session, asks for exactly the same command.
+The fast path (:mod:`dshell.fastpath`) reads the table here, when the early start's cached
+plan (:mod:`dshell.prestart`) does not match it, to start a backend's listing before dshell has
+finished starting (msgspec and the backends cost tens of ms to import). What :func:`read_rows`
+reads is only a hint: a backend uses an early listing only if the table, read and checked by
+the session, asks for exactly the same command.
 """
 
 from __future__ import annotations
 
-import posixpath
-from collections.abc import Sequence
-from typing import NamedTuple, Protocol, TypeVar
+from typing import NamedTuple
 
-#: The mount table's file name in the config dir.
-TABLE_FILE = "mounts.toml"
+from .nspath import normpath
+from .xdg import TABLE_FILE
 
-
-class _Targeted(Protocol):
-    @property
-    def target(self) -> str: ...
-
-
-M = TypeVar("M", bound=_Targeted)
-
-
-def normpath(path: str, cwd: str = "/") -> str:
-    """An absolute, normalized namespace path (``..`` never climbs above ``/``)."""
-    joined = path if path.startswith("/") else posixpath.join(cwd, path)
-    norm = posixpath.normpath(joined)
-    if norm.startswith("//"):
-        norm = "/" + norm.lstrip("/")
-    return norm
-
-
-def serving(mounts: Sequence[M], path: str) -> M | None:
-    """The mount serving an absolute path: the longest target that is the path or above it."""
-    best: M | None = None
-    for m in mounts:
-        if (path == m.target or path.startswith(m.target + "/")) and (
-            best is None or len(m.target) > len(best.target)
-        ):
-            best = m
-    return best
-
-
-def mounts_under(mounts: Sequence[M], path: str) -> list[M]:
-    """The mounts a path spans: the one serving it, or every mount below it (``ps /``)."""
-    mount = serving(mounts, path)
-    if mount is not None:
-        return [mount]
-    prefix = path.rstrip("/") + "/"
-    return [m for m in mounts if m.target.startswith(prefix) or path == "/"]
+__all__ = ["TABLE_FILE", "Row", "read_rows"]
 
 
 class Row(NamedTuple):

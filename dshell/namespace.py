@@ -18,19 +18,23 @@ rename), so two REPLs changing mounts at once lose nothing.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .backend import Mount
 from .errors import ConfigError, ConflictError, NotFoundError, UsageError
-from .mountrows import TABLE_FILE, normpath, serving
+from .mountrows import TABLE_FILE
+from .nspath import normpath, serving
 from .paths import config_dir
+from .prestart import cached, keep, mount_rows
 
 DEFAULT_MOUNTS = (Mount(target="/local", type="local", source="localhost"),)
+
+#: The parsed table, kept in the state dir with the text it was parsed from: reading the
+#: table then costs no TOML parser (tomllib's import and parse are ~5 ms of every command).
+TABLE_CACHE = "mounts.cache"
 
 #: The directories every mount has, in the order ``ls`` shows them.
 MOUNT_DIRS = ("tasks", "agents", "svc", "vol", "fw")
@@ -64,7 +68,12 @@ class MountTable:
             return list(DEFAULT_MOUNTS)
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot read the mount table: {exc.strerror}") from exc
-        return parse_table(text, str(self.path))
+        rows = cached(TABLE_CACHE, text)
+        if mount_rows(rows):
+            return [Mount(target=r[0], type=r[1], source=r[2], options=r[3]) for r in rows]
+        mounts = parse_table(text, str(self.path))
+        _keep(text, mounts)
+        return mounts
 
     # ---- writing -----------------------------------------------------------------------------
 
@@ -102,19 +111,31 @@ class MountTable:
         return removed[0]
 
     def _write(self, mounts: list[Mount]) -> None:
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(prefix=".mounts.", dir=self.path.parent)
+        text = render_table(mounts)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(render_table(mounts))
+                fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        _keep(text, mounts)
+
+
+def _keep(text: str, mounts: list[Mount]) -> None:
+    """Keep the mounts parsed from ``text`` (the cache's key is the whole text: any change
+    to the file, however small or quick, misses)."""
+    keep(TABLE_CACHE, text, [(m.target, m.type, m.source, m.options) for m in mounts])
 
 
 def _toml_str(value: str) -> str:
+    import json
+
     # A JSON string is a valid TOML basic string (json.dumps never emits "\/"), but for DEL,
     # which JSON leaves raw and TOML forbids (the whole table would no longer read).
     return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")

@@ -18,33 +18,21 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import xdg
 from .errors import ConfigError
 
 
-def _xdg(var: str, default: str) -> Path:
-    base = os.environ.get(var)
-    return Path(base) if base else Path.home() / default
-
-
 def config_dir() -> Path:
-    override = os.environ.get("DSHELL_CONFIG_DIR")
-    return Path(override) if override else _xdg("XDG_CONFIG_HOME", ".config") / "dshell"
+    return Path(xdg.config_home())
 
 
 def state_dir() -> Path:
-    override = os.environ.get("DSHELL_STATE_DIR")
-    return Path(override) if override else _xdg("XDG_STATE_HOME", ".local/state") / "dshell"
+    return Path(xdg.state_home())
 
 
 def runtime_dir(create: bool = True) -> Path:
     """The private runtime directory (mode 0700, owned by us), created on demand."""
-    override = os.environ.get("DSHELL_RUNTIME_DIR")
-    if override:
-        path = Path(override)
-    elif os.environ.get("XDG_RUNTIME_DIR"):
-        path = Path(os.environ["XDG_RUNTIME_DIR"]) / "dshell"
-    else:
-        path = Path(f"/tmp/dshell-{os.getuid()}")
+    path = Path(xdg.runtime_home())
     if create:
         ensure_private_dir(path)
     return path

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import NotFoundError, PluginError, UsageError
+from .prestart import cached, hook, keep, package_of
+from .prestart import path_key as _path_key
 
 if TYPE_CHECKING:
     from .backend import Backend, Mount
@@ -30,20 +31,6 @@ class PluginRef(NamedTuple):
     provider: str  # distribution name, or "DSHELL_BACKENDS"
 
 
-def _path_key() -> list[list[object]]:
-    """What installing or removing a distribution changes: sys.path dirs and their mtimes."""
-    key: list[list[object]] = []
-    cwd = os.getcwd()
-    for entry in sys.path:
-        if entry in ("", cwd):  # `python -m`'s cwd entry: its mtime changes all the time
-            continue
-        try:
-            key.append([entry, os.stat(entry or ".").st_mtime_ns])
-        except OSError:
-            key.append([entry, None])
-    return key
-
-
 def _entry_points(group: str = GROUP) -> list[tuple[str, str, str]]:
     """(name, target, distribution) of every installed backend (or entry point of ``group``).
 
@@ -51,31 +38,20 @@ def _entry_points(group: str = GROUP) -> list[tuple[str, str, str]]:
     cached in the state dir, keyed on the mtimes of the sys.path directories (an install or
     uninstall adds or removes a dist-info directory there, which changes them).
     """
-    import json
-
-    from .paths import state_dir
-
-    cache = state_dir() / ("plugins.cache.json" if group == GROUP else f"{group}.cache.json")
+    name = "plugins.cache" if group == GROUP else f"{group}.cache"
     key = _path_key()
-    try:
-        data = json.loads(cache.read_text(encoding="utf-8"))
-        if data.get("key") == key:
-            return [tuple(row) for row in data["entry_points"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    rows = cached(name, key)
+    if isinstance(rows, list) and all(
+        isinstance(r, tuple) and len(r) == 3 and all(isinstance(f, str) for f in r) for r in rows
+    ):
+        return rows
     from importlib.metadata import entry_points
 
     rows = [
         (ep.name, ep.value, getattr(ep.dist, "name", None) or "?")
         for ep in entry_points(group=group)
     ]
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "entry_points": rows}), encoding="utf-8")
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # a read-only state dir only costs the scan next time
+    keep(name, key, rows)  # a read-only state dir only costs the scan next time
     return rows
 
 
@@ -162,15 +138,13 @@ class Registry:
         exists to run before the backend's heavy imports. A package that fails to import has
         no hook here; loading the backend reports it.
         """
+        package = self.package(name)
+        return None if package is None else hook(package)
+
+    def package(self, name: str) -> str | None:
+        """The top-level package of backend ``name``'s class (None: no such backend)."""
         ref = self.refs.get(name)
-        if ref is None:
-            return None
-        package = ref.target.partition(":")[0].split(".")[0]
-        try:
-            hook = getattr(importlib.import_module(package), "prefetch_listing", None)
-        except (ImportError, SyntaxError):
-            return None
-        return hook if callable(hook) else None
+        return None if ref is None else package_of(ref.target)
 
     def backend_for(self, mount: Mount) -> Backend:
         """The (cached) backend instance serving ``mount``."""

@@ -153,7 +153,7 @@ def test_plugin_discovery_cache_follows_installs(dshell_dirs, monkeypatch) -> No
 
     first = plugins._entry_points()
     assert ("local", "dshell_local.backend:LocalBackend", "dshell") in first
-    cache = dshell_dirs.state / "plugins.cache.json"
+    cache = dshell_dirs.state / "plugins.cache"
     assert cache.exists()
     calls = []
     import importlib.metadata as md

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dshell.backend import Mount, Prefetched
@@ -176,3 +177,25 @@ def test_a_full_disk_is_reported_the_same_both_ways(fake_mount) -> None:  # type
     fast, tree = run({}), run({"DSHELL_NO_FASTPATH": "1"})
     assert fast.returncode == tree.returncode == 1
     assert fast.stderr == tree.stderr == "dshell: error: No space left on device\n"
+
+
+def test_the_collector_is_off_only_for_the_fast_listing(fake_mount, monkeypatch) -> None:
+    """A one-shot ``ps`` runs without the garbage collector; any line the tree takes (``ps -w``
+    can run for hours) runs with it, as does the caller after an in-process listing."""
+    import gc
+
+    from dshell import __main__ as entry
+    from dshell.cli import main as tree
+
+    seen: list[bool] = []
+    real_invoke = tree.invoke
+
+    def invoke(*args: Any, **kwargs: Any) -> int:
+        seen.append(gc.isenabled())
+        return real_invoke(*args, **kwargs)
+
+    monkeypatch.setattr(tree, "invoke", invoke)
+    assert entry.main(["ps", "/f", "-o", "tsv"]) == 0 and gc.isenabled()
+    assert seen == []  # the fast path answered
+    assert entry.main(["ps", "--state", "running", "/f"]) == 0
+    assert seen == [True] and gc.isenabled()

@@ -8,7 +8,6 @@ import os
 import pytest
 from dshell.backend import Mount
 from dshell.errors import ConfigError, ConflictError, NotFoundError, UsageError
-from dshell.mountrows import mounts_under
 from dshell.namespace import (
     MountTable,
     check_target,
@@ -17,6 +16,7 @@ from dshell.namespace import (
     parse_options,
     resolve,
 )
+from dshell.nspath import mounts_under
 
 MOUNTS = [
     Mount(target="/local", type="local"),
@@ -71,7 +71,7 @@ def test_check_target() -> None:
             check_target(bad)
 
 
-def test_default_and_roundtrip(tmp_path) -> None:
+def test_default_and_roundtrip(tmp_path, dshell_dirs) -> None:
     table = MountTable(tmp_path / "mounts.toml")
     assert [m.target for m in table.load()] == ["/local"]
     odd = Mount(target="/we ird", type="fake", source='a"b\\c', options={"k": "v=1", "x[y]": "z"})
@@ -83,7 +83,7 @@ def test_default_and_roundtrip(tmp_path) -> None:
     assert table.load() == []  # an emptied table stays empty, /local does not come back
 
 
-def test_add_remove_errors(tmp_path) -> None:
+def test_add_remove_errors(tmp_path, dshell_dirs) -> None:
     table = MountTable(tmp_path / "mounts.toml")
     with pytest.raises(ConflictError):
         table.add(Mount(target="/local", type="local"))
@@ -94,7 +94,7 @@ def test_add_remove_errors(tmp_path) -> None:
         table.remove("/local")
 
 
-def test_bad_file_names_file_and_field(tmp_path) -> None:
+def test_bad_file_names_file_and_field(tmp_path, dshell_dirs) -> None:
     path = tmp_path / "mounts.toml"
     path.write_text('[[mount]]\ntarget = "/x"\n')
     with pytest.raises(ConfigError, match=r"mounts.toml: mount #1: field 'type'"):
@@ -107,7 +107,7 @@ def _adder(path: str, prefix: str, n: int) -> None:
         table.add(Mount(target=f"/{prefix}{i}", type="fake"))
 
 
-def test_concurrent_writers_lose_nothing(tmp_path) -> None:
+def test_concurrent_writers_lose_nothing(tmp_path, dshell_dirs) -> None:
     """Two processes (two REPLs) adding mounts at once: every mount is kept."""
     path = str(tmp_path / "mounts.toml")
     ctx = mp.get_context("spawn")
@@ -120,3 +120,38 @@ def test_concurrent_writers_lose_nothing(tmp_path) -> None:
     targets = {m.target for m in MountTable(__import__("pathlib").Path(path)).load()}
     assert targets == {"/local"} | {f"/{p}{i}" for p in "ab" for i in range(25)}
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".mounts.")]  # no temp left
+
+
+def test_the_parsed_table_is_kept_and_follows_every_change(
+    tmp_path, dshell_dirs, monkeypatch
+) -> None:
+    """Reading the table costs no TOML parse while the file is unchanged; any change to the
+    file (dshell's own writes, a hand edit, even one of the same size) is read again."""
+    from dshell import namespace
+
+    path = tmp_path / "mounts.toml"
+    table = MountTable(path)
+    table.add(Mount(target="/a", type="fake", options={"k": "v"}))
+    parses: list[str] = []
+    real_parse = namespace.parse_table
+
+    def counting(text: str, where: str) -> list[Mount]:
+        parses.append(where)
+        return real_parse(text, where)
+
+    monkeypatch.setattr(namespace, "parse_table", counting)
+    want = [
+        Mount(target="/local", type="local", source="localhost"),
+        Mount(target="/a", type="fake", options={"k": "v"}),
+    ]
+    assert table.load() == want and parses == []  # dshell's own write kept what it wrote
+    text = path.read_text()
+    path.write_text(text.replace('"/a"', '"/b"'))  # a hand edit in place, the same size
+    assert [m.target for m in table.load()] == ["/local", "/b"] and len(parses) == 1
+    assert [m.target for m in table.load()] == ["/local", "/b"] and len(parses) == 1  # kept
+    (dshell_dirs.state / namespace.TABLE_CACHE).write_bytes(b"\x00torn")
+    assert [m.target for m in table.load()] == ["/local", "/b"] and len(parses) == 2
+    path.write_text('[[mount]]\ntarget = "/x"\n')  # an error is reported every time
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="field 'type'"):
+            table.load()

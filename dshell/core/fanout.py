@@ -37,7 +37,7 @@ class Fanned(Generic[T]):
 
 
 def target_mounts(session: Session, path: str | None) -> list[Mount]:
-    from ..mountrows import mounts_under
+    from ..nspath import mounts_under
 
     abspath = session.abspath(path)
     mounts = mounts_under(session.mounts(), abspath)

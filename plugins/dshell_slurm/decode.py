@@ -12,37 +12,39 @@ from typing import Any
 import msgspec
 
 
-class _Job(msgspec.Struct):
-    """The job fields :mod:`dshell_slurm.parse` reads (any JSON type: shapes vary by release)."""
+class _Job(msgspec.Struct, gc=False):
+    """The job fields :mod:`dshell_slurm.parse` reads (any JSON type: shapes vary by release),
+    in the order ``squeue --json`` prints them: msgspec matches each key against the field
+    after the last one it found first, so the same order saves a search per key."""
 
-    job_id: Any = None
+    account: Any = None
     array_job_id: Any = None
     array_task_id: Any = None
     array_task_string: Any = None
-    name: Any = None
-    job_state: Any = None
-    state_reason: Any = None
-    state_description: Any = None
-    exit_code: Any = None
     batch_host: Any = None
-    nodes: Any = None
-    node_names: Any = None
-    comment: Any = None
-    user_name: Any = None
-    partition: Any = None
-    account: Any = None
     command: Any = None
-    tres_alloc_str: Any = None
-    tres_req_str: Any = None
+    comment: Any = None
+    end_time: Any = None
+    exit_code: Any = None
+    job_id: Any = None
+    job_state: Any = None
+    name: Any = None
+    nodes: Any = None
     cpus: Any = None
+    partition: Any = None
     memory_per_node: Any = None
     memory_per_cpu: Any = None
-    submit_time: Any = None
     start_time: Any = None
-    end_time: Any = None
-    current_working_directory: Any = None
-    standard_output: Any = None
+    state_description: Any = None
+    state_reason: Any = None
     standard_error: Any = None
+    standard_output: Any = None
+    submit_time: Any = None
+    tres_req_str: Any = None
+    tres_alloc_str: Any = None
+    user_name: Any = None
+    current_working_directory: Any = None
+    node_names: Any = None  # not in 22.05
 
 
 class _Jobs(msgspec.Struct):

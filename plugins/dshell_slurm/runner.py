@@ -154,19 +154,21 @@ class LocalRunner(Runner):
         else:
             started.close()
 
-    def _take(self, argv: list[str]) -> subprocess.Popen[bytes] | None:
+    def _take(self, argv: list[str]) -> Started | None:
         """The early process of exactly this command in exactly this environment, if any."""
         env = self._env()
         for started in self._early:
             if started.argv == argv and started.env == env:
                 self._early.remove(started)
-                return started.proc
+                return started
         return None
 
     def run(self, argv: list[str], *, stdin: bytes | None = None) -> Completed:
         try:
-            proc = self._take(argv) if stdin is None and self._early else None
-            return self._collect(proc or spawn(argv, self._env()), stdin)
+            early = self._take(argv) if stdin is None and self._early else None
+            if early is not None:  # its timeout counts from here
+                return Completed(*early.communicate(self.timeout))
+            return self._collect(spawn(argv, self._env()), stdin)
         except FileNotFoundError as exc:
             raise UnreachableError(
                 f"{argv[0]}: command not found on PATH (are the Slurm client tools installed?)"
@@ -178,7 +180,7 @@ class LocalRunner(Runner):
 
     def _collect(self, proc: subprocess.Popen[bytes], stdin: bytes | None) -> Completed:
         """Feed, read and reap a started command as :func:`subprocess.run` does (on a timeout
-        it is killed), whether it was started here or early (its timeout counts from here)."""
+        it is killed)."""
         with proc:  # closes the pipes and reaps the process
             try:
                 out, err = proc.communicate(stdin if stdin is not None else b"", self.timeout)

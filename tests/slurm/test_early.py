@@ -20,7 +20,7 @@ from dshell.backend import Mount
 from dshell.errors import ExitCode
 from dshell.namespace import MountTable
 
-from dshell_slurm.early import Started, local_env, prefetch_listing, spawn, squeue_argv
+from dshell_slurm.early import Started, local_env, prefetch_listing, squeue_argv
 from dshell_slurm.runner import LocalRunner
 
 from .conftest import BACKENDS, PLUGINS
@@ -108,21 +108,47 @@ def test_the_listing_reads_the_early_squeue_and_starts_no_other(
         assert "/hpc" in fast.stdout  # rows, not just a header
 
 
+#: What a ``ps`` may import before its early squeue starts once the plan is saved: dshell's own
+#: small modules; nothing the interpreter has not loaded already (typing, pathlib, json,
+#: tomllib, subprocess, importlib.metadata... cost 30-80 ms together on a clean interpreter).
+LIGHT = {
+    "__future__",
+    "dshell",
+    "dshell.fastpath",
+    "dshell.prestart",
+    "dshell.xdg",
+    "dshell.nspath",
+    "dshell_slurm",
+    "dshell_slurm.early",
+}
+
+
 def test_the_early_squeue_starts_before_the_heavy_imports(squeue: FakeSqueue) -> None:
     mount(hpc(), Mount(target="/local", type="local", source="localhost"))
     probe = (
         "import sys\n"
+        "before = set(sys.modules)\n"
         "from dshell.fastpath import start_listings\n"
         "registry, started = start_listings(['ps', '/hpc', '-o', 'tsv'])\n"
+        "new = sorted(set(sys.modules) - before)\n"
         "heavy = {'msgspec', 'dataclasses', 'dshell_slurm.backend'} & set(sys.modules)\n"
-        "print(sorted(started), sorted(heavy))\n"
-        "started['/hpc'].proc.wait()\n"
+        "print(sorted(started), sorted(heavy), registry is None)\n"
+        "print(' '.join(new))\n"
+        "started['/hpc'].communicate(30)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert out.stdout.split("\n")[0] == "['/hpc'] []", out.stderr
-    assert squeue.runs() == ["--json"]
+
+    def run() -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+        )
+        assert squeue.runs() == ["--json"]
+        return out.stdout.split("\n")
+
+    first = run()  # plans from the table and the installed backends, and saves the plan
+    assert first[0] == "['/hpc'] [] False", first
+    second = run()  # the saved plan: no registry, and nothing heavy before squeue starts
+    assert second[0] == "['/hpc'] [] True", second
+    assert set(second[1].split()) <= LIGHT, second[1]
 
 
 @pytest.mark.parametrize(
@@ -190,10 +216,11 @@ def _pid_of(runner: LocalRunner, argv: list[str]) -> int:
 def test_the_runner_collects_an_adopted_command_once() -> None:
     argv = ["sh", "-c", "echo $$"]
     runner = LocalRunner({"SLURM_CONF": "/etc/slurm.conf"})
-    started = Started(argv, local_env(runner.env), spawn(argv, local_env(runner.env)))
+    started = Started.spawn(argv, local_env(runner.env))
+    assert started is not None
     runner.adopt(started)
-    assert _pid_of(runner, argv) == started.proc.pid  # the early process, not a new one
-    assert _pid_of(runner, argv) != started.proc.pid  # consumed: the next run is its own
+    assert _pid_of(runner, argv) == started.pid  # the early process, not a new one
+    assert _pid_of(runner, argv) != started.pid  # consumed: the next run is its own
     runner.close()
 
 
@@ -208,11 +235,14 @@ def test_the_runner_ignores_a_different_command_and_kills_it(
     argv: list[str], extra: dict[str, str]
 ) -> None:
     runner = LocalRunner({"SLURM_CONF": "/etc/slurm.conf"})
-    started = Started(argv, local_env(extra), spawn(argv, local_env(extra)))
+    started = Started.spawn(argv, local_env(extra))
+    assert started is not None
     runner.adopt(started)
-    assert _pid_of(runner, ["sh", "-c", "echo $$"]) != started.proc.pid
+    assert _pid_of(runner, ["sh", "-c", "echo $$"]) != started.pid
     runner.close()
-    assert started.proc.returncode is not None  # reaped (killed if it still ran)
+    assert started.returncode is not None  # reaped (killed if it still ran)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(started.pid, 0)  # nothing left to reap
 
 
 def test_the_hook_starts_only_local_squeue_that_can_start(monkeypatch: pytest.MonkeyPatch) -> None:
