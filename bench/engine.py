@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from measurements import memcg_condition
+
 # Where the private engines live. Not /tmp: on these machines a mkdir or a file creation
 # anywhere under /tmp costs ~1 ms (30x /var/tmp or $HOME on the same ext4 file system, some
 # watcher on /tmp), and every task's sandbox is a mkdir plus three files; users' state dirs
@@ -211,7 +213,7 @@ def main() -> None:
     ap.add_argument("--skip-history", action="store_true")
     args = ap.parse_args()
     n = args.tasks
-    print(f"== launch throughput, {n} x /bin/true")
+    print(f"== launch throughput, {n} x /bin/true ({memcg_condition()})")
     raw = raw_spawn_rate(n)
     print(f"  raw posix_spawn+wait: {raw:7.0f}/s (baseline)")
     for iso in (True, False):

@@ -35,6 +35,7 @@ from typing import Any
 
 from dshell_local.executor.cgdiscover import discover
 from dshell_local.executor.sync_client import SyncExecutorClient
+from measurements import memcg_condition
 
 ENV = {"PATH": "/usr/bin:/bin"}
 TCK = os.sysconf("SC_CLK_TCK")
@@ -195,7 +196,7 @@ def main() -> None:
     args = p.parse_args()
     n = args.n
     raw_sequential(100)  # warm-up
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus; {memcg_condition()}")
     t0 = os.times()
     raw = raw_sequential(n)
     t1 = os.times()

@@ -3,7 +3,11 @@
 Prints, measured in the same run (machines here are shared and noisy: differences and ratios,
 never absolute asserts):
 
-- ``dshell ps /hpc -o tsv`` vs ``squeue --json`` with 500 jobs queued (goal: within 100 ms);
+- ``dshell ps /hpc -o tsv`` vs ``squeue --json`` with 500 jobs queued (goal: within 100 ms),
+  dshell run as users run it (the installed ``dshell`` script when there is one); with
+  ``python -c pass`` and ``python -S -c pass`` beside it, because an interpreter's own start
+  (its site-packages' ``.pth`` files: on these machines one imports certifi, 30-60 ms) is part
+  of every dshell command and of no Slurm command;
 - submitting 200 jobs with ``dshell run -d`` (one process each) vs a plain ``sbatch`` loop;
 - the SSH path, against the loopback sshd of the tests (``ssh://root@127.0.0.1:PORT``, the
   same 500 jobs): ``dshell ps`` on an ssh:// mount vs ``ssh … squeue --json`` (OpenSSH, a new
@@ -34,6 +38,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "tests" / "services" / "services.sh"
+
+
+def dshell_cmd() -> list[str]:
+    """What users run: the installed ``dshell`` script beside this interpreter (pip's
+    console script), else ``python -m dshell`` (which also imports runpy, ~5-9 ms)."""
+    script = Path(sys.executable).with_name("dshell")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "dshell"]
+
+
+DSHELL = dshell_cmd()
 
 
 def services(svc: str, script: str) -> None:
@@ -159,11 +173,10 @@ def in_process_ms(
 
 
 def bench_ssh(args: argparse.Namespace, env: dict[str, str], login: dict[str, str]) -> None:
-    py = sys.executable
     conf = env["SLURM_CONF"]
     opts = f"slurm_conf={conf},identity={login['key']},known_hosts={login['known_hosts']}"
     subprocess.run(
-        [py, "-m", "dshell", "mount", "-t", "slurm", "-o", opts, login["source"], "/remote"],
+        [*DSHELL, "mount", "-t", "slurm", "-o", opts, login["source"], "/remote"],
         env=env,
         check=True,
         stderr=subprocess.DEVNULL,
@@ -183,8 +196,8 @@ def bench_ssh(args: argparse.Namespace, env: dict[str, str], login: dict[str, st
     cases = [
         ["squeue", "--json"],
         ssh,
-        [py, "-m", "dshell", "ps", "/remote", "-o", "tsv"],
-        [py, "-m", "dshell", "ps", "/hpc", "-o", "tsv"],
+        [*DSHELL, "ps", "/remote", "-o", "tsv"],
+        [*DSHELL, "ps", "/hpc", "-o", "tsv"],
     ]
     samples = rounds(cases, args.n, env)
     squeue, plain, ps, local_ps = (statistics.median(x) for x in samples)
@@ -222,7 +235,7 @@ def bench_ssh(args: argparse.Namespace, env: dict[str, str], login: dict[str, st
 def bench_listing(args: argparse.Namespace, env: dict[str, str], work: str) -> None:
     py = sys.executable
     subprocess.run(
-        [py, "-m", "dshell", "mount", "-t", "slurm", "-o", f"workdir={work}", "localhost", "/hpc"],
+        [*DSHELL, "mount", "-t", "slurm", "-o", f"workdir={work}", "localhost", "/hpc"],
         env=env,
         check=True,
         stderr=subprocess.DEVNULL,
@@ -230,21 +243,24 @@ def bench_listing(args: argparse.Namespace, env: dict[str, str], work: str) -> N
     queue_held(args.queued, env)
     cases = [
         ["squeue", "--json"],
-        [py, "-m", "dshell", "ps", "/hpc", "-o", "tsv"],
+        [*DSHELL, "ps", "/hpc", "-o", "tsv"],
         [py, "-c", "pass"],
-        [py, "-m", "dshell", "--version"],
+        [*DSHELL, "--version"],
+        [py, "-S", "-c", "pass"],
     ]
     samples = rounds(cases, args.n, env)
-    squeue, ps, pypass, version = (statistics.median(x) for x in samples)
+    squeue, ps, pypass, version, nosite = (statistics.median(x) for x in samples)
     ps_over = diff_ms(samples[0], samples[1])
-    quiet = [py, "-m", "dshell", "ps", "/hpc", "-q"]
+    quiet = [*DSHELL, "ps", "/hpc", "-q"]
     listed = subprocess.run(quiet, env=env, capture_output=True, text=True, check=True)
     rows = listed.stdout.count("\n")
     inproc, _, backend_over = in_process_ms({"local": {"source": "localhost"}}, args.n, env)[
         "local"
     ]
+    print(f"dshell is run as: {' '.join(DSHELL)}")
     print(f"{'case':52} {'median ms':>10}")
     row("python -c pass", pypass)
+    row("  python -S -c pass (without site and its .pth files)", nosite)
     row("dshell --version", version)
     row(f"squeue --json ({args.queued} jobs queued)", squeue)
     row(f"dshell ps /hpc -o tsv ({rows} rows)", ps)
@@ -259,12 +275,11 @@ def bench_listing(args: argparse.Namespace, env: dict[str, str], work: str) -> N
 
 
 def bench_submit(args: argparse.Namespace, env: dict[str, str], work: str) -> None:
-    py = sys.executable
     k = args.submit
     # --chdir: the jobs' slurm-N.out files go to the bench's work dir, as dshell's do
     plain = ["sbatch", "-J", "bench-sbatch", f"--chdir={work}", "--wrap", "true"]
     sbatch = loop_ms([plain] * k, env)
-    run = [py, "-m", "dshell", "run", "-d", "--on", "/hpc", "--name", "bench-run", "--", "true"]
+    run = [*DSHELL, "run", "-d", "--on", "/hpc", "--name", "bench-run", "--", "true"]
     dshell = loop_ms([run] * k, env)
     print(f"{k} submissions: sbatch loop {sbatch:.0f} ms ({sbatch / k:.1f} ms/job), ", end="")
     print(f"dshell run -d loop {dshell:.0f} ms ({dshell / k:.1f} ms/job)")

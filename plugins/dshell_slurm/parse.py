@@ -210,11 +210,14 @@ def expand_array(spec: str, limit: int = MAX_ARRAY_EXPANSION) -> list[int]:
 
 def task_id(job: dict[str, Any]) -> str:
     """``1234`` for a job, ``1234_5`` for an array task."""
-    array_job = inum(job.get("array_job_id"))
-    index = inum(job.get("array_task_id"))
+    array_job, index = inum(job.get("array_job_id")), inum(job.get("array_task_id"))
+    return _task_id(array_job, index, job.get("job_id"))
+
+
+def _task_id(array_job: int | None, index: int | None, job_id: Any) -> str:
     if array_job and index is not None:
         return f"{array_job}_{index}"
-    return str(inum(job.get("job_id")) or "")
+    return str(inum(job_id) or "")
 
 
 # ---- resources --------------------------------------------------------------------------------
@@ -256,8 +259,9 @@ def _tres(value: str) -> tuple[float, float, float]:
 def job_resources(job: dict[str, Any]) -> Resources:
     """Allocated (else requested) cpus/mem/gpus of a job."""
     for key in ("tres_alloc_str", "tres_req_str"):
-        if text(job.get(key)):
-            return tres(text(job.get(key)))
+        value = text(job.get(key))
+        if value:
+            return tres(value)
     cpus = float(num(job.get("cpus")) or 0)
     mem = num(job.get("memory_per_node"))
     if mem is None:
@@ -312,35 +316,41 @@ def _history(task: Task, slurm_state: str) -> list[StateChange]:
 
 
 def job_to_task(job: dict[str, Any], *, raw: bool = False) -> Task:
-    """One Slurm job record (squeue/scontrol JSON) → Task."""
-    state, reason, slurm_state = job_state(job.get("job_state"), job.get("state_reason"))
-    exit_code, signal = exit_status(job.get("exit_code")) if state.terminal else (None, None)
-    node = text(job.get("batch_host")) or text(job.get("nodes") or job.get("node_names"))
-    labels = labels_from_comment(text(job.get("comment")))
-    for key in ("user_name", "partition"):
-        if text(job.get(key)):
-            labels[f"slurm/{key.split('_')[0]}"] = text(job.get(key))
-    index = inum(job.get("array_task_id")) if inum(job.get("array_job_id")) else None
+    """One Slurm job record (squeue/scontrol JSON) → Task. Each field is read once: a
+    listing runs this for every job Slurm keeps."""
+    get = job.get
+    state, reason, slurm_state = job_state(get("job_state"), get("state_reason"))
+    terminal = state.terminal
+    exit_code, signal = exit_status(get("exit_code")) if terminal else (None, None)
+    node = text(get("batch_host")) or text(get("nodes") or get("node_names"))
+    labels = labels_from_comment(text(get("comment")))
+    user, partition = text(get("user_name")), text(get("partition"))
+    if user:
+        labels["slurm/user"] = user
+    if partition:
+        labels["slurm/partition"] = partition
+    array_job, array_index = inum(get("array_job_id")), inum(get("array_task_id"))
+    command = text(get("command"))
     task = Task(
-        id=task_id(job),
-        name=text(job.get("name")),
+        id=_task_id(array_job, array_index, get("job_id")),
+        name=text(get("name")),
         state=state,
         backend=BACKEND,
         agent_id=node or None,
         hostname=node or None,
-        role=text(job.get("account")) or None,
-        command=[text(job.get("command"))] if text(job.get("command")) else [],
+        role=text(get("account")) or None,
+        command=[command] if command else [],
         resources=job_resources(job),
         labels=labels,
-        instance=index,
+        instance=array_index if array_job else None,
         exit_code=exit_code,
         signal=signal,
         reason=reason,
         message=_message(job, state, slurm_state),
-        created_at=rfc3339(job.get("submit_time")),
-        started_at=rfc3339(job.get("start_time")) if state != S.STAGING else None,
-        finished_at=rfc3339(job.get("end_time")) if state.terminal else None,
-        sandbox=text(job.get("current_working_directory")) or None,
+        created_at=rfc3339(get("submit_time")),
+        started_at=rfc3339(get("start_time")) if state != S.STAGING else None,
+        finished_at=rfc3339(get("end_time")) if terminal else None,
+        sandbox=text(get("current_working_directory")) or None,
         raw=job if raw else None,
     )
     task.history = _history(task, slurm_state)
