@@ -19,6 +19,8 @@ Example::
     max_age = 604800            # finished sandboxes older than this (s) are removed
     max_total_mb = 10240        # ... and the oldest go first while all of them exceed this
     gc_interval = 300.0
+    spares = 1024               # at most this many empty sandboxes kept ready (as many as the
+                                # largest burst of launches seen): a launch renames one in place
 
     [roles.prod]
     weight = 2.0
@@ -53,6 +55,7 @@ import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 from dshell import paths
@@ -95,6 +98,7 @@ class SandboxSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_age: float = 7 * 24 * 3600.0
     max_total_mb: float = 10 * 1024.0
     gc_interval: float = 300.0
+    spares: Annotated[int, msgspec.Meta(ge=0, le=100000)] = 1024
 
 
 class TcpSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

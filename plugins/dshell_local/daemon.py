@@ -92,7 +92,7 @@ class Daemon:
             self.cfg,
             store,
             executor,
-            Sandboxes(self.state_dir / "sandboxes"),
+            Sandboxes(self.state_dir / "sandboxes", self.cfg.sandbox.spares),
             CrashPoints.from_env(),
         )
         self.engine = engine
@@ -109,6 +109,8 @@ class Daemon:
         maint.load()  # before any placement: agents in maintenance are offered to nobody
         self.recovered = await recovery.reconcile(engine)
         engine.set_ready()
+        engine.sandboxes.adopt_spares()  # a listing and a few stats: those of the last engine
+        engine.refill_sandboxes(after=0)
         services.start()
         jobs.start()
         maint.start()

@@ -56,6 +56,7 @@ LAUNCH_BATCH = 64
 # waits up to a millisecond on the journal, and concurrent ones share the wait.
 FS_THREADS = 16
 SANDBOX_CHUNK = 8  # sandboxes made by one file-system job (a launch batch is 64)
+REFILL_IDLE = 1.0  # seconds without a launch before spare sandboxes are made again
 SPAWN_ANSWER_WAIT = 30.0  # seconds a signal waits for its task's spawn to be answered
 
 
@@ -101,6 +102,9 @@ class Engine:
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self._bg: set[asyncio.Task[Any]] = set()
         self._fs_pool = ThreadPoolExecutor(FS_THREADS, thread_name_prefix="sandbox")
+        self._refilling = False
+        self._refill_timer: asyncio.TimerHandle | None = None
+        self._burst = 0  # sandboxes launches made since the engine was last idle
         self._cycle_pending = False
         self._reap: list[str] = []
         self._reaping = False
@@ -122,6 +126,31 @@ class Engine:
         if not task.cancelled() and task.exception() is not None:
             log.error("background work failed", exc_info=task.exception())
 
+    def refill_sandboxes(self, after: float = REFILL_IDLE) -> None:
+        """Make spare sandboxes (see :mod:`dshell_local.sandbox`) once no launch has come for
+        ``after`` seconds, in a file-system thread (it stops when a launch makes sandboxes).
+        Made during a burst of launches, spares only competed with the burst's spawns: a
+        burst of 1,000 measured 0.35 of raw with 256 spares made meanwhile, 0.42 with none."""
+        if self._refill_timer is not None:
+            self._refill_timer.cancel()
+        self._refill_timer = asyncio.get_running_loop().call_later(after, self._refill)
+
+    def _refill(self) -> None:
+        self._refill_timer = None
+        sandboxes = self.sandboxes
+        sandboxes.grow(self._burst)  # the launches since the last idle second
+        self._burst = 0
+        if self._refilling or sandboxes.spare_count() >= sandboxes.spares_target:
+            return
+        self._refilling = True
+        done = asyncio.get_running_loop().run_in_executor(self._fs_pool, sandboxes.refill)
+        done.add_done_callback(self._refilled)
+
+    def _refilled(self, done: asyncio.Future[int]) -> None:
+        self._refilling = False
+        if not done.cancelled() and done.exception() is not None:
+            log.error("making spare sandboxes failed", exc_info=done.exception())
+
     def save(self, rec: TaskRecord, event: str | None = "TASK_UPDATED") -> None:
         """Write the record (and an event) into the current transaction."""
         rows = encode_record(rec)
@@ -134,6 +163,8 @@ class Engine:
 
     async def close(self) -> None:
         """Cancel timers and background work (the tasks themselves keep running)."""
+        if self._refill_timer is not None:
+            self._refill_timer.cancel()
         for timer in self.timers.values():
             timer.cancel()
         for task in list(self._bg):
@@ -244,6 +275,8 @@ class Engine:
                 for chunk in chunks
             )
         )
+        self._burst += len(recs)
+        self.refill_sandboxes()  # spares for the next launches, once none has come for a while
         errors = [err for chunk_errors in made for err in chunk_errors]
         failed = {rec.task.id: err for rec, err in zip(recs, errors, strict=True) if err}
         for rec in recs:

@@ -125,3 +125,74 @@ def test_a_finished_sandbox_ends_when_its_task_ended(tmp_path: Path) -> None:
         "known.1": dt.datetime(2026, 11, 26, 1, tzinfo=dt.UTC).timestamp(),
         "forgotten.2": pytest.approx(long_ago + 500),
     }
+
+
+def test_spares_become_sandboxes_and_are_made_again(tmp_path: Path) -> None:
+    boxes = Sandboxes(tmp_path / "sandboxes", spares=3)
+    spares_dir = tmp_path / "sandbox-spares"
+    assert boxes.refill() == 3 and boxes.spare_count() == 3
+    inodes = {p.stat().st_ino for p in spares_dir.iterdir()}
+    long_ago = time.time() - 10_000
+    for spare in spares_dir.iterdir():  # spares made long before a task takes one
+        for entry in (spare, spare / "stdout", spare / "stderr"):
+            os.utime(entry, (long_ago, long_ago))
+    path = boxes.create("t.1", workdir="w")
+    assert path.stat().st_ino in inodes  # renamed into place, not made
+    assert sorted(os.listdir(path)) == ["stderr", "stdout", "w"]
+    assert (path / "stdout").stat().st_size == 0 and (path / "stderr").stat().st_size == 0
+    for entry in (path, path / "stdout", path / "stderr"):  # dated by its task, not the spare
+        assert entry.stat().st_mtime > long_ago + 9_000
+    assert boxes.spare_count() == 2 and len(list(spares_dir.iterdir())) == 2
+    # a relaunch keeps its sandbox and what it holds; the spare stays for another task
+    (path / "stdout").write_text("first run\n")
+    assert boxes.create("t.1") == path and (path / "stdout").read_text() == "first run\n"
+    assert boxes.spare_count() == 2
+    with boxes.making():
+        assert boxes.refill() == 0  # launches first
+    assert boxes.refill() == 1 and len(list(spares_dir.iterdir())) == 3
+
+
+def test_spares_left_by_an_engine_are_kept_only_as_new(tmp_path: Path) -> None:
+    Sandboxes(tmp_path / "sandboxes", spares=4).refill()
+    spares_dir = tmp_path / "sandbox-spares"
+    spares = sorted(spares_dir.iterdir())
+    (spares[0] / "stdout").write_text("x")  # written into
+    (spares[1] / "extra").mkdir()  # more than a new sandbox holds
+    (spares_dir / "junk").write_text("?")
+    again = Sandboxes(tmp_path / "sandboxes", spares=4)
+    assert again.adopt_spares() == 2
+    assert sorted(spares_dir.iterdir()) == spares[2:]
+    assert again.refill() == 2 and len(list(spares_dir.iterdir())) == 4  # new names
+    assert Sandboxes(tmp_path / "sandboxes", spares=0).adopt_spares() == 0
+    assert list(spares_dir.iterdir()) == []  # spares turned off: all removed
+
+
+def test_the_engine_launches_into_spares_and_makes_more(engine_config) -> None:  # type: ignore[no-untyped-def]
+    from dshell_local import control
+
+    path = engine_config("[sandbox]\nspares = 5\n")
+    spares_dir = path.parent.parent / "state" / "sandbox-spares"
+    control.start()
+    with control.client() as c:
+        wait_until(lambda: len(list(spares_dir.glob("spare-*"))) == 5, what="5 spares")
+        before = {p.stat().st_ino for p in spares_dir.iterdir()}
+        done = c.wait(c.submit(sh("echo hello"))[0].id, 30)
+        assert done.state is TaskState.FINISHED
+        assert Path(done.sandbox or "").stat().st_ino in before
+        assert b"".join(c.read_file(done.id, "stdout")) == b"hello\n"
+        wait_until(lambda: len(list(spares_dir.glob("spare-*"))) == 5, what="made again")
+
+
+def test_the_pool_grows_to_the_largest_burst_up_to_the_cap(tmp_path: Path) -> None:
+    boxes = Sandboxes(tmp_path / "sandboxes", spares=100)
+    assert boxes.spares_target == 64  # SPARES_START
+    boxes.grow(80)
+    assert boxes.spares_target == 80
+    boxes.grow(10)  # a smaller burst does not shrink it
+    assert boxes.spares_target == 80
+    boxes.grow(500)
+    assert boxes.spares_target == 100  # the cap
+    assert boxes.refill() == 100
+    again = Sandboxes(tmp_path / "sandboxes", spares=1000)
+    assert again.adopt_spares() == 100 and again.spares_target == 100  # it keeps its size
+    assert Sandboxes(tmp_path / "sandboxes", spares=30).adopt_spares() == 30  # a lower cap
