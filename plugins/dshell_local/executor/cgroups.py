@@ -1,10 +1,12 @@
 """Per-task cgroups: create with limits, place a child before it execs, read counters, remove.
 
-How a child gets into its cgroups before exec: the executor's main thread moves *itself* into
-the task's cgroups (v1: its thread id into each ``tasks`` file, so the status-writer thread stays
-home; v2: ``cgroup.procs``), calls ``posix_spawn`` (the child inherits the forking thread's
-cgroups), and moves back. A pipelined burst of spawns hops from task to task and goes home once,
-so a task costs one ``tasks`` write per hierarchy (two for cpu). Three consequences, each handled:
+How a child gets into its cgroups before exec: one thread of the executor moves *itself* into
+the task's cgroups (v1: its thread id into each ``tasks`` file, and that thread is the placing
+thread of :mod:`.placer`, so the main thread, the memory owner, stays home; v2:
+``cgroup.procs``, the whole process), calls ``posix_spawn`` (the child inherits the forking
+thread's cgroups), and moves back. A pipelined burst of spawns hops from task to task and goes
+home once, so a task costs one ``tasks`` write per hierarchy (two for cpu). Three
+consequences, each handled:
 
 - ``pids.max``: the executor's thread counts while inside, so the task can have N-1 processes
   until it leaves, and never more than N. Only for N = 1 (where the spawn itself would fail;
@@ -17,12 +19,13 @@ so a task costs one ``tasks`` write per hierarchy (two for cpu). Three consequen
   next task count against this task's quota together with its exec: with 0.001 cpus — a 1 ms
   quota per 100 ms — the executor was throttled for the rest of the period, and a burst of
   1,000 such tasks ran 27 % slower than with 1 cpu each; measured.)
-- ``memory``: the limit must hold from the first page, so it is written before; while inside,
-  the memcg OOM killer could pick the executor (it ranks by RSS, not by charge), so the executor
-  runs with ``oom_score_adj = -1000`` and the spawner restores the child's own value. Where
-  that is not permitted (no CAP_SYS_RESOURCE, as in these sandboxes) the executor instead leaves
-  the memory cgroup first, right after ``posix_spawn`` returns, shrinking the window to a few
-  microseconds after exec (and limits below 4 MB, where exec itself would OOM, are refused).
+- ``memory``: the limit must hold from the first page, so it is written before. On v1 the
+  thread inside is not the thread-group leader: the executor's pages stay charged at home and
+  the memcg OOM killer, which walks leaders, cannot pick the executor. On v2 the whole process
+  moves, so there the executor runs with ``oom_score_adj = -1000`` (the spawner restores the
+  child's own value), or where that is not permitted (no CAP_SYS_RESOURCE) leaves the memory
+  cgroup first, right after ``posix_spawn`` returns (and limits below 4 MB, where exec itself
+  would OOM, are refused).
 
 Reuse (v1): a removed task group whose processes are all gone is not rmdir'd but reset (limits
 lifted, charges reclaimed with ``memory.force_empty``, ``cpuacct.usage`` zeroed) and renamed to
@@ -93,7 +96,7 @@ class Cgroups:
         self.detail = found.detail
         self._hier: list[Hierarchy] = found.hierarchies
         self.controllers = sorted(c for h in self._hier for c in h.controllers)
-        self._tid = str(os.getpid()).encode()  # the main thread's id is the pid
+        self._tid = str(os.getpid()).encode()  # the main thread's, until use_thread (v1)
         enter_file = "cgroup.procs" if self.v2 else "tasks"
         self._enter_file = enter_file
         self._home_fds = [
@@ -114,6 +117,12 @@ class Cgroups:
         self._spare_ids = itertools.count()
         if self.pool_max:
             self._adopt_spares()
+
+    def use_thread(self, tid: int) -> None:
+        """Place tasks by moving thread ``tid`` (v1; see :mod:`.placer`); v2 moves the whole
+        process whatever thread writes, so there the pid stays."""
+        if not self.v2:
+            self._tid = str(tid).encode()
 
     def _home_fd(self, ctl: str) -> int | None:
         """The cached fd of the executor's own group in the hierarchy of ``ctl``."""

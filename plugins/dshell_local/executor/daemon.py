@@ -194,7 +194,7 @@ def run(cfg: Config) -> int:
         cg.claim()
         cg.sweep_abandoned()
     child_adj = _protect_from_oom() if cg and "memory" in cg.controllers else None
-    if cg is not None and child_adj is None:
+    if cg is not None and child_adj is None and cg.v2:  # v1 places from a non-leader thread
         cg.early_memory_leave = True
     isolation = (
         cg.isolation() if cg else Isolation("rlimit", [], f"{found.detail}; {_RLIMIT_DETAIL}")

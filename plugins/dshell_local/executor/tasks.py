@@ -13,11 +13,13 @@ import logging
 import os
 import resource
 from collections.abc import Callable
+from typing import TypeVar
 
 from . import procfs
 from .cgroups import Cgroups, Remover, TaskCgroup
 from .journal import Entry, Exited, Forget, Intent, Journal, Started, TaskRecord
 from .loop import Loop
+from .placer import Placer
 from .protocol import (
     CGROUP_FAILED,
     SPAWN_FAILED,
@@ -32,6 +34,7 @@ from .spawner import Spawner, SpawnError
 from .validate import validate_spec
 
 log = logging.getLogger("dshell.executor")
+T = TypeVar("T")
 
 
 class Task:
@@ -75,6 +78,10 @@ class TaskManager:
         self.tasks: dict[str, Task] = {}
         self._children: dict[int, Task] = {}
         self.remover = Remover(cg) if cg else None
+        # v1: tasks are placed and spawned from a thread that is not the memory owner
+        self._placer = Placer() if cg is not None and not cg.v2 else None
+        if self._placer is not None and cg is not None:
+            cg.use_thread(self._placer.tid)
         self._exits: list[tuple[Entry, Task]] = []  # exits not yet journaled (flush_exits)
         # Helper children (COMMAND checks, checkrun.py): pid -> called with the wait status.
         self.helpers: dict[int, Callable[[int], None]] = {}
@@ -101,12 +108,7 @@ class TaskManager:
             task = self.tasks[spec.task_id] = Task(rec, cg)
             fresh.append((i, spec, task))
         self._journal.append([Intent(t.rec) for _, _, t in fresh])
-        try:
-            failed = self._launch(fresh, items)
-        finally:
-            if self.cg:
-                self.cg.leave()
-            os.chdir("/")
+        failed = self._placed(lambda: self._launch(fresh, items))
         entries: list[Entry] = []
         for task in failed:
             if task.cg and self.cg:
@@ -172,14 +174,27 @@ class TaskManager:
         """Start a helper process (a COMMAND check) inside a running task's cgroups, placed as
         the task itself was (enter, spawn, go home), so none of it runs outside them. Raises
         SpawnError, or OSError when the cgroups cannot be entered."""
-        try:
+
+        def place() -> int:
             if task.cg and self.cg:
                 self.cg.enter(task.cg)
             return self._spawner.spawn(spec).pid
-        finally:
-            if self.cg:
-                self.cg.leave()
-            os.chdir("/")
+
+        return self._placed(place)
+
+    def _placed(self, work: Callable[[], T]) -> T:
+        """Run ``work`` (it enters cgroups and spawns) on the placing thread when there is one,
+        then go home and leave the sandbox (the cwd is the process's)."""
+
+        def then_home() -> T:
+            try:
+                return work()
+            finally:
+                if self.cg:
+                    self.cg.leave()
+                os.chdir("/")
+
+        return self._placer.call(then_home) if self._placer is not None else then_home()
 
     def _existing(self, task_id: str) -> SpawnItem:
         task = self.tasks.get(task_id)
