@@ -11,6 +11,36 @@ import pytest
 
 from dshell_local.control import alive
 
+_PRIVATE: dict[str, str] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """dshell's directories for the whole run, unless the environment names them: a test that
+    sets none of its own (``dshell_dirs``, ``engine_dirs`` and the like set theirs) writes
+    under these, never under the user's ~/.config/dshell or ~/.local/state/dshell."""
+    import tempfile
+
+    for var, prefix in (
+        ("DSHELL_CONFIG_DIR", "dsc"),
+        ("DSHELL_STATE_DIR", "dss"),
+        ("DSHELL_RUNTIME_DIR", "dsr"),  # short: a Unix socket path lives in it
+    ):
+        if not os.environ.get(var):
+            _PRIVATE[var] = os.environ[var] = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop an engine the run started in its own directories, then remove them."""
+    import shutil
+
+    from dshell.testing.fixtures import stop_local_engine
+
+    if "DSHELL_RUNTIME_DIR" in _PRIVATE:
+        stop_local_engine(Path(_PRIVATE["DSHELL_RUNTIME_DIR"]))
+    for var, path in _PRIVATE.items():
+        os.environ.pop(var, None)
+        shutil.rmtree(path, ignore_errors=True)
+
 
 def require_service(ok: bool, what: str) -> None:
     """In CI (CI=true) a missing service fails the test; elsewhere it is skipped with a reason."""
