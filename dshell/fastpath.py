@@ -11,8 +11,9 @@ and checks they agree, so a change to ``ps``'s options cannot silently diverge.
 ``DSHELL_NO_FASTPATH=1`` turns it off.
 
 Early listings: before the session exists (before msgspec and the backends are
-imported), :func:`start_listings` reads the mount table (:mod:`dshell.mountrows`) and
-lets each listed mount's backend package start its listing command (``squeue --json``: "Early
+imported), :func:`start_listings` reads the early start's plan (:mod:`dshell.prestart`, made
+from the mount table by :mod:`dshell.mountrows` when the table changed) and lets each listed
+mount's backend package start its listing command (``squeue --json``: "Early
 listings" in :mod:`dshell.backend`), so that the command runs while dshell finishes starting.
 The session hands each one to its mount's backend; anything unused is closed with the session.
 """
@@ -87,17 +88,17 @@ def start_listings(args: list[str]) -> tuple[Registry | None, dict[str, Prefetch
 
 
 def _plan(current: Key) -> tuple[list[Planned], Registry] | None:
-    """The early start's plan made from the table and the installed backends, and saved; None
-    when the table cannot be read or the backends cannot be listed (the session says why)."""
-    from . import prestart, xdg
+    """The early start's plan made from the table ``current`` holds and the installed backends,
+    and saved; None when the table cannot be read or the backends cannot be listed (the
+    session says why)."""
+    from . import prestart
     from .errors import DshellError
     from .mountrows import read_rows
     from .plugins import Registry
 
     try:
-        with open(xdg.mount_table(), encoding="utf-8") as f:
-            rows = read_rows(f.read())
-    except (OSError, UnicodeDecodeError):
+        rows = read_rows(prestart.table(current).decode("utf-8"))
+    except UnicodeDecodeError:
         return None
     if rows is None:
         return None  # not TOML: the session reports it

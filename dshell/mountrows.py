@@ -12,9 +12,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .nspath import normpath
-from .xdg import TABLE_FILE
-
-__all__ = ["TABLE_FILE", "Row", "read_rows"]
 
 
 class Row(NamedTuple):

@@ -25,10 +25,9 @@ from pathlib import Path
 
 from .backend import Mount
 from .errors import ConfigError, ConflictError, NotFoundError, UsageError
-from .mountrows import TABLE_FILE
 from .nspath import normpath, serving
-from .paths import config_dir
 from .prestart import cached, keep, mount_rows
+from .xdg import mount_table
 
 DEFAULT_MOUNTS = (Mount(target="/local", type="local", source="localhost"),)
 
@@ -57,7 +56,7 @@ class MountTable:
     """The persisted mount table. Reads are cheap; writes lock and replace atomically."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or config_dir() / TABLE_FILE
+        self.path = path or Path(mount_table())
 
     # ---- reading -----------------------------------------------------------------------------
 

@@ -85,6 +85,11 @@ def key() -> Key | None:
     return (sys.hexversion, table, os.environ.get("DSHELL_BACKENDS", ""), path_key())
 
 
+def table(made_from: Key) -> bytes:
+    """The mount table's text a key was made from (the plan is made from exactly that)."""
+    return bytes(made_from[1])
+
+
 def cached(name: str, made_from: Any) -> object:
     """The value saved as ``name`` in the state dir if it was made from ``made_from``, else
     None. The caller checks the value's shape: a torn or foreign file is never trusted."""
