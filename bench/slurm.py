@@ -4,7 +4,8 @@ Prints, measured in the same run (machines here are shared and noisy: difference
 never absolute asserts):
 
 - ``dshell ps /hpc -o tsv`` vs ``squeue --json`` with 500 jobs queued (goal: within 100 ms),
-  dshell run as users run it (the installed ``dshell`` script when there is one); with
+  dshell run as users run it (the installed ``dshell`` script when there is one), and beside
+  them the ``squeue --Format`` that ``ps`` itself runs (only the listing's columns); with
   ``python -c pass`` and ``python -S -c pass`` beside it, because an interpreter's own start
   (its site-packages' ``.pth`` files: on these machines one imports certifi, 30-60 ms) is part
   of every dshell command and of no Slurm command;
@@ -241,15 +242,18 @@ def bench_listing(args: argparse.Namespace, env: dict[str, str], work: str) -> N
         stderr=subprocess.DEVNULL,
     )
     queue_held(args.queued, env)
+    from dshell_slurm.early import listing_argv
+
     cases = [
         ["squeue", "--json"],
         [*DSHELL, "ps", "/hpc", "-o", "tsv"],
         [py, "-c", "pass"],
         [*DSHELL, "--version"],
         [py, "-S", "-c", "pass"],
+        listing_argv({}),
     ]
     samples = rounds(cases, args.n, env)
-    squeue, ps, pypass, version, nosite = (statistics.median(x) for x in samples)
+    squeue, ps, pypass, version, nosite, columns = (statistics.median(x) for x in samples)
     ps_over = diff_ms(samples[0], samples[1])
     quiet = [*DSHELL, "ps", "/hpc", "-q"]
     listed = subprocess.run(quiet, env=env, capture_output=True, text=True, check=True)
@@ -263,6 +267,7 @@ def bench_listing(args: argparse.Namespace, env: dict[str, str], work: str) -> N
     row("  python -S -c pass (without site and its .pth files)", nosite)
     row("dshell --version", version)
     row(f"squeue --json ({args.queued} jobs queued)", squeue)
+    row("  squeue --Format of the listing's columns (what ps runs)", columns)
     row(f"dshell ps /hpc -o tsv ({rows} rows)", ps)
     row("  the backend alone: list_tasks in one process", inproc)
     print(

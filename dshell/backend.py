@@ -38,7 +38,7 @@ Example::
             return [Agent(id="a1", hostname="localhost")]
 
 Early listings (optional). A backend whose listing is one slow external command (Slurm's
-``squeue --json``) may start it while dshell is still starting: the scripted ``ps`` fast path
+listing ``squeue``) may start it while dshell is still starting: the scripted ``ps`` fast path
 (:mod:`dshell.fastpath`) reads the mount table (a plan saved by :mod:`dshell.prestart`), and
 for each mount it lists calls ``prefetch_listing(source, options)`` from the top-level package
 of the backend's class (its ``__init__``, imported without the backend module: keep both light,

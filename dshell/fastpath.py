@@ -13,7 +13,7 @@ and checks they agree, so a change to ``ps``'s options cannot silently diverge.
 Early listings: before the session exists (before msgspec and the backends are
 imported), :func:`start_listings` reads the early start's plan (:mod:`dshell.prestart`, made
 from the mount table by :mod:`dshell.mountrows` when the table changed) and lets each listed
-mount's backend package start its listing command (``squeue --json``: "Early
+mount's backend package start its listing command (the listing ``squeue``: "Early
 listings" in :mod:`dshell.backend`), so that the command runs while dshell finishes starting.
 The session hands each one to its mount's backend; anything unused is closed with the session.
 """

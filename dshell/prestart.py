@@ -1,6 +1,6 @@
 """The early start of ``dshell ps``, planned once and cached.
 
-``dshell ps PATH`` on a Slurm mount waits mostly for ``squeue --json``, so dshell starts it
+``dshell ps PATH`` on a Slurm mount waits mostly for the listing ``squeue``, so dshell starts it
 before its own heavy imports (the backend packages' ``prefetch_listing`` hooks: "Early
 listings" in :mod:`dshell.backend`). To know what to start it must know the mounts PATH spans
 (the mount table, TOML) and which package provides each mount type's hook (the installed

@@ -1,6 +1,7 @@
 """The Slurm backend: ``mount -t slurm [-o …] localhost|ssh://user@login[:port] /hpc``.
 
-Everything goes through Slurm's own client commands (``squeue``/``sinfo`` ``--json``,
+Everything goes through Slurm's own client commands (``squeue`` — listings read only the
+columns they need, :mod:`dshell_slurm.columns` — ``squeue``/``sinfo`` ``--json``,
 ``sbatch``, ``scancel``, ``scontrol``, ``sstat``, ``srun``), run here or on a login node over
 SSH (:mod:`dshell_slurm.runner`). Task ids are Slurm job ids: ``1234``, array tasks ``1234_5``.
 
@@ -130,7 +131,7 @@ class SlurmBackend(Backend):
         return self.slurm.runner
 
     def adopt_listing(self, started: Prefetched) -> None:
-        """The ``squeue --json`` that ``prefetch_listing`` started: the next listing reads it."""
+        """The listing ``squeue`` that ``prefetch_listing`` started: the next listing reads it."""
         self.slurm.adopt(started)
 
     def close(self) -> None:

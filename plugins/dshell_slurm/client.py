@@ -13,8 +13,8 @@ from typing import Any
 from dshell.backend import Mount, Prefetched
 from dshell.errors import BackendError, DshellError, NotFoundError, UsageError
 
-from . import decode
-from .early import client_env, is_local, squeue_argv
+from . import columns, decode
+from .early import LISTING_ENV, client_env, is_local, listing_argv, squeue_argv
 from .parse import errors_of, text
 from .parse_nodes import SSTAT_FORMAT, parse_sstat
 from .runner import Runner, failure, make_runner
@@ -61,9 +61,11 @@ class SlurmClient:
 
     # ---- running ---------------------------------------------------------------------------
 
-    def call(self, argv: list[str], *, stdin: bytes | None = None) -> bytes:
+    def call(
+        self, argv: list[str], *, stdin: bytes | None = None, env: dict[str, str] | None = None
+    ) -> bytes:
         """stdout of a Slurm command, or the dshell error carrying Slurm's message."""
-        done = self.runner.run(argv, stdin=stdin)
+        done = self.runner.run(argv, stdin=stdin, env=env)
         if done.returncode != 0:
             raise failure(argv, done, self.runner.where)
         return done.stdout
@@ -95,9 +97,25 @@ class SlurmClient:
         return not (opts.get("user") and text(job.get("user_name")) != opts["user"])
 
     def jobs(self, job_ids: list[str] | None = None, *, raw: bool = False) -> list[dict[str, Any]]:
-        """``squeue --json`` records of this mount (``raw``: every field, for ``--raw``)."""
-        doc = self.json(squeue_argv(self.mount.options, job_ids), slim=not raw)
-        return [j for j in doc.get("jobs") or [] if isinstance(j, dict) and self._mine(j)]
+        """Job records of this mount, shaped as ``squeue --json`` prints them: from the
+        listing's columns (:mod:`dshell_slurm.columns`), or ``--json`` itself for ``raw``
+        (every field, for ``--raw`` and ``inspect``) and when the columns are ambiguous."""
+        found = None if raw else self._listed(job_ids)
+        if found is None:
+            doc = self.json(squeue_argv(self.mount.options, job_ids), slim=not raw)
+            found = doc.get("jobs") or []
+        return [j for j in found if isinstance(j, dict) and self._mine(j)]
+
+    def _listed(self, job_ids: list[str] | None) -> list[dict[str, Any]] | None:
+        """The listing's records; None when they cannot be trusted (a value held the
+        separator or a newline) or this squeue does not know a column (then ``--json``)."""
+        argv = listing_argv(self.mount.options, job_ids)
+        done = self.runner.run(argv, env=LISTING_ENV)
+        if done.returncode != 0:
+            if b"format specification" in done.stderr:  # an older squeue lacks a column
+                return None
+            raise failure(argv, done, self.runner.where)
+        return columns.parse(done.stdout)
 
     # ---- accounting (slurmdbd) ---------------------------------------------------------------
 

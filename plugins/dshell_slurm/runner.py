@@ -56,8 +56,11 @@ class Runner(ABC):
         self.timeout = timeout
 
     @abstractmethod
-    def run(self, argv: list[str], *, stdin: bytes | None = None) -> Completed:
-        """Run to completion (bounded by ``timeout``); UnreachableError if it cannot run."""
+    def run(
+        self, argv: list[str], *, stdin: bytes | None = None, env: dict[str, str] | None = None
+    ) -> Completed:
+        """Run to completion (bounded by ``timeout``; ``env``: more environment for this
+        command only); UnreachableError if it cannot run."""
 
     @abstractmethod
     def start(self, argv: list[str]) -> Process:
@@ -145,8 +148,8 @@ class LocalRunner(Runner):
         super().__init__(env, timeout)
         self._early: list[Started] = []  # commands started early, not yet collected
 
-    def _env(self) -> dict[str, str]:
-        return local_env(self.env)
+    def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return local_env({**self.env, **extra} if extra else self.env)
 
     def adopt(self, started: Prefetched) -> None:
         if isinstance(started, Started):
@@ -154,21 +157,23 @@ class LocalRunner(Runner):
         else:
             started.close()
 
-    def _take(self, argv: list[str]) -> Started | None:
+    def _take(self, argv: list[str], env: dict[str, str]) -> Started | None:
         """The early process of exactly this command in exactly this environment, if any."""
-        env = self._env()
         for started in self._early:
             if started.argv == argv and started.env == env:
                 self._early.remove(started)
                 return started
         return None
 
-    def run(self, argv: list[str], *, stdin: bytes | None = None) -> Completed:
+    def run(
+        self, argv: list[str], *, stdin: bytes | None = None, env: dict[str, str] | None = None
+    ) -> Completed:
+        whole = self._env(env)
         try:
-            early = self._take(argv) if stdin is None and self._early else None
+            early = self._take(argv, whole) if stdin is None and self._early else None
             if early is not None:  # its timeout counts from here
                 return Completed(*early.communicate(self.timeout))
-            return self._collect(spawn(argv, self._env()), stdin)
+            return self._collect(spawn(argv, whole), stdin)
         except FileNotFoundError as exc:
             raise UnreachableError(
                 f"{argv[0]}: command not found on PATH (are the Slurm client tools installed?)"
@@ -236,14 +241,17 @@ class SshRunner(Runner):
         self.conn = conn
         self.where = str(conn.target)
 
-    def _argv(self, argv: list[str]) -> list[str]:
+    def _argv(self, argv: list[str], extra: dict[str, str] | None = None) -> list[str]:
         # The remote sshd rarely accepts client environment; `env` sets it on the command line.
-        if not self.env:
+        env = {**self.env, **extra} if extra else self.env
+        if not env:
             return argv
-        return ["env", *(f"{k}={v}" for k, v in sorted(self.env.items())), *argv]
+        return ["env", *(f"{k}={v}" for k, v in sorted(env.items())), *argv]
 
-    def run(self, argv: list[str], *, stdin: bytes | None = None) -> Completed:
-        done = self.conn.run(self._argv(argv), stdin=stdin, timeout=self.timeout)
+    def run(
+        self, argv: list[str], *, stdin: bytes | None = None, env: dict[str, str] | None = None
+    ) -> Completed:
+        done = self.conn.run(self._argv(argv, env), stdin=stdin, timeout=self.timeout)
         if done.returncode == 127:
             raise UnreachableError(f"{argv[0]}: command not found on {self.where}")
         return done

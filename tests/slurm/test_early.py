@@ -1,4 +1,4 @@
-"""The early ``squeue --json`` of ``dshell ps`` (dshell_slurm.early, "Early listings" in
+"""The early listing ``squeue`` of ``dshell ps`` (dshell_slurm.early, "Early listings" in
 dshell.backend): started before dshell's heavy imports, collected by the backend instead of a
 second squeue, and reported exactly as the backend's own squeue always was.
 
@@ -20,23 +20,26 @@ from dshell.backend import Mount
 from dshell.errors import ExitCode
 from dshell.namespace import MountTable
 
-from dshell_slurm.early import Started, local_env, prefetch_listing, squeue_argv
+from dshell_slurm.early import Started, listing_argv, local_env, prefetch_listing, squeue_argv
 from dshell_slurm.runner import LocalRunner
 
 from .conftest import BACKENDS, PLUGINS
 
 GOLDEN = Path(__file__).parent / "golden" / "squeue-22.05.json"
+COLUMNS = GOLDEN.with_suffix(".columns")  # the listing's columns of the same jobs
 SCRIPT = """#!/bin/sh
 echo "$*" >> {log}
-case "$(cat {mode})" in
-  ok) exec cat {golden} ;;
-  unreachable) echo "squeue: error: Unable to contact slurm controller (connect failure)" >&2
+case "$(cat {mode}) $1" in
+  "ok --json") exec cat {golden} ;;
+  "ok "*) exec cat {columns} ;;
+  unreachable*) echo "squeue: error: Unable to contact slurm controller (connect failure)" >&2
                exit 1 ;;
-  garbage) echo "this is not JSON" ;;
-  slow) exec sleep 30 ;;
+  garbage*) echo "this is not JSON" ;;
+  slow*) exec sleep 30 ;;
 esac
 """
 Exe = Callable[..., subprocess.CompletedProcess[str]]
+LISTING = " ".join(listing_argv({})[1:])
 
 
 class FakeSqueue:
@@ -47,7 +50,9 @@ class FakeSqueue:
         bin_dir = root / "bin"
         bin_dir.mkdir()
         script = bin_dir / "squeue"
-        script.write_text(SCRIPT.format(log=self.log, mode=self.mode_file, golden=GOLDEN))
+        script.write_text(
+            SCRIPT.format(log=self.log, mode=self.mode_file, golden=GOLDEN, columns=COLUMNS)
+        )
         script.chmod(0o755)
         self.bin = str(bin_dir)
         self.mode("ok")
@@ -56,10 +61,11 @@ class FakeSqueue:
         self.mode_file.write_text(mode)
 
     def runs(self) -> list[str]:
-        """The argument lines of every run so far, and forget them."""
-        lines = self.log.read_text().splitlines() if self.log.exists() else []
+        """The argument lines of every run so far ("listing" for the listing's own
+        arguments), and forget them."""
+        lines = self.log.read_text().split("\n")[:-1] if self.log.exists() else []
         self.log.unlink(missing_ok=True)
-        return lines
+        return [line.replace(LISTING, "listing") for line in lines]
 
 
 @pytest.fixture
@@ -104,7 +110,7 @@ def test_the_listing_reads_the_early_squeue_and_starts_no_other(
     for args in (["ps", "/hpc", "-o", "tsv"], ["ps", "/hpc/tasks", "-a", "-o", "json"]):
         fast, fast_runs, tree_runs = both_ways(dshell_exe, squeue, *args)
         assert fast.returncode == 0, fast.stderr
-        assert fast_runs == tree_runs == ["--json --user=root"]
+        assert fast_runs == tree_runs == ["listing --user=root"]
         assert "/hpc" in fast.stdout  # rows, not just a header
 
 
@@ -141,7 +147,7 @@ def test_the_early_squeue_starts_before_the_heavy_imports(squeue: FakeSqueue) ->
         out = subprocess.run(
             [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
         )
-        assert squeue.runs() == ["--json"]
+        assert squeue.runs() == ["listing"]
         return out.stdout.split("\n")
 
     first = run()  # plans from the table and the installed backends, and saves the plan
@@ -171,7 +177,8 @@ def test_a_failing_early_squeue_is_reported_as_before(
     squeue.mode(mode)
     fast, fast_runs, tree_runs = both_ways(dshell_exe, squeue, "ps", "/hpc", "-o", "tsv")
     assert fast.returncode == status and message in fast.stderr, fast.stderr
-    assert fast_runs == tree_runs == ["--json"]
+    # unreadable columns are asked again as --json, which reports what is wrong
+    assert fast_runs == tree_runs == (["listing", "--json"] if mode == "garbage" else ["listing"])
 
 
 def test_ps_everywhere_starts_one_squeue_per_slurm_mount(
@@ -181,7 +188,7 @@ def test_ps_everywhere_starts_one_squeue_per_slurm_mount(
     mount(hpc("/a", user="root"), hpc("/b"), local)
     fast, fast_runs, tree_runs = both_ways(dshell_exe, squeue, "ps", "/", "-o", "tsv")
     assert fast.returncode == 0, fast.stderr
-    assert sorted(fast_runs) == sorted(tree_runs) == ["--json", "--json --user=root"]
+    assert sorted(fast_runs) == sorted(tree_runs) == ["listing", "listing --user=root"]
     assert "/a\t" in fast.stdout and "/b\t" in fast.stdout
 
 
@@ -201,7 +208,7 @@ def test_a_hand_written_table_lists_as_before(squeue: FakeSqueue, dshell_exe: Ex
     config.mkdir(parents=True, exist_ok=True)
     (config / "mounts.toml").write_text(table)
     fast, fast_runs, tree_runs = both_ways(dshell_exe, squeue, "ps", "/hpc", "-o", "tsv")
-    assert fast.returncode == 0 and fast_runs == tree_runs == ["--json"], fast.stderr
+    assert fast.returncode == 0 and fast_runs == tree_runs == ["listing"], fast.stderr
 
 
 # ---- the pieces -------------------------------------------------------------------------------

@@ -140,7 +140,9 @@ class Scripted(Runner):
         self.squeue = squeue
         self.calls: list[list[str]] = []
 
-    def run(self, argv: list[str], *, stdin: bytes | None = None) -> Completed:
+    def run(
+        self, argv: list[str], *, stdin: bytes | None = None, env: dict[str, str] | None = None
+    ) -> Completed:
         self.calls.append(argv)
         if argv[:3] == ["scontrol", "show", "config"]:
             return Completed(0, (GOLDEN / self.config).read_bytes(), b"")

@@ -1,11 +1,13 @@
 """Capture the golden inputs of the Slurm parser tests from the real Slurm tools.
 
 Starts a private Slurm (tests/services/services.sh, 3 nodes), submits one job per scenario,
-and writes what ``squeue --json``, ``sinfo --json`` and ``sstat --parsable2`` print into this
-directory. Needs root and the Debian packages slurm-wlm and munge. Takes ~90 s (a TIMEOUT job
-needs a minute of wall time). Then regenerate the expectations:
+and writes what ``squeue --json``, the listing's ``squeue --Format`` columns, ``sinfo --json``
+and ``sstat --parsable2`` print into this directory. Needs root and the Debian packages
+slurm-wlm and munge. Takes ~90 s (a TIMEOUT job needs a minute of wall time). Then derive
+the variants and regenerate the expectations:
 
     python tests/slurm/golden/capture.py
+    python tests/slurm/golden/make_variants.py
     DSHELL_UPDATE_GOLDEN=1 python -m pytest tests/slurm/test_parse.py
 
 Scenarios (job name → what it shows): completed, failed (exit 3), signalled (SIGKILL),
@@ -24,6 +26,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from dshell_slurm.early import LISTING_ENV, listing_argv
 
 HERE = Path(__file__).resolve().parent
 SERVICES = HERE.parents[1] / "services" / "services.sh"
@@ -102,6 +106,10 @@ def main() -> None:
         wait_for(lambda: squeue_states().get("never") == "CANCELLED", "the never job")
         time.sleep(3)  # let sstat gather a sample of the running jobs
         (HERE / "squeue-22.05.json").write_text(sh("squeue", "--json"))
+        listing = subprocess.run(  # the listing's columns, of the same jobs
+            listing_argv({}), env={**os.environ, **LISTING_ENV}, capture_output=True, check=True
+        ).stdout
+        (HERE / "squeue-22.05.columns").write_bytes(listing)
         (HERE / "sinfo-22.05.json").write_text(sh("sinfo", "--json"))
         doc = json.loads((HERE / "squeue-22.05.json").read_text())
         ids = ",".join(str(j["job_id"]) for j in doc["jobs"] if j["job_state"] == "RUNNING")
