@@ -41,6 +41,7 @@ from dshell.errors import (
     TimeoutExpired,
     UnreachableError,
     UnsupportedError,
+    UsageError,
 )
 from dshell.model import (
     Agent,
@@ -104,6 +105,8 @@ class SlurmBackend(Backend):
         "timeout": "seconds a Slurm command may take (default 60)",
         "history": "with accounting (slurmdbd): how far back ps -a looks in sacct, seconds "
         "(default 86400)",
+        "listing": "columns (default: listings read squeue --Format columns) or json (squeue "
+        "--json, as inspect does)",
     }
 
     def __init__(self, mount: Mount) -> None:
@@ -112,6 +115,8 @@ class SlurmBackend(Backend):
         self.poll = seconds_option(opts.get("poll", "1"), "poll")
         self.timeout = seconds_option(opts.get("timeout", "60"), "timeout")
         self.history = seconds_option(opts.get("history", "86400"), "history")
+        if opts.get("listing", "columns") not in ("columns", "json"):
+            raise UsageError(f"mount -o listing={opts['listing']!r}: expected columns or json")
         self.defaults = Defaults(opts.get("partition"), opts.get("account"), opts.get("workdir"))
         self.slurm = SlurmClient(mount, self.timeout)
 

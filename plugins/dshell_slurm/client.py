@@ -14,7 +14,14 @@ from dshell.backend import Mount, Prefetched
 from dshell.errors import BackendError, DshellError, NotFoundError, UsageError
 
 from . import columns, decode
-from .early import LISTING_ENV, client_env, is_local, listing_argv, squeue_argv
+from .early import (
+    LISTING_ENV,
+    client_env,
+    columns_listing,
+    is_local,
+    listing_argv,
+    squeue_argv,
+)
 from .parse import errors_of, text
 from .parse_nodes import SSTAT_FORMAT, parse_sstat
 from .runner import Runner, failure, make_runner
@@ -100,7 +107,8 @@ class SlurmClient:
         """Job records of this mount, shaped as ``squeue --json`` prints them: from the
         listing's columns (:mod:`dshell_slurm.columns`), or ``--json`` itself for ``raw``
         (every field, for ``--raw`` and ``inspect``) and when the columns are ambiguous."""
-        found = None if raw else self._listed(job_ids)
+        columns_wanted = not raw and columns_listing(self.mount.options)
+        found = self._listed(job_ids) if columns_wanted else None
         if found is None:
             doc = self.json(squeue_argv(self.mount.options, job_ids), slim=not raw)
             found = doc.get("jobs") or []

@@ -226,11 +226,19 @@ class Started:
             self._reaped()
 
 
+def columns_listing(options: dict[str, str]) -> bool:
+    """Whether a mount lists from the columns (``-o listing=columns``, the default) rather
+    than from ``squeue --json`` (``-o listing=json``)."""
+    return options.get("listing", "columns") != "json"
+
+
 def prefetch_listing(source: str, options: dict[str, str]) -> Started | None:
     """Start a local mount's listing squeue now; None for ssh:// mounts (connecting is the
     expensive part there, and the backend does it) or when it cannot start (the listing then
     runs it again and reports why, as it always has)."""
     if not is_local(source):
         return None
+    if not columns_listing(options):
+        return Started.spawn(squeue_argv(options), local_env(client_env(options)))
     argv = listing_argv(options)
     return Started.spawn(argv, local_env({**client_env(options), **LISTING_ENV}))

@@ -162,10 +162,16 @@ def test_a_failing_listing_is_reported_not_retried() -> None:
     assert [kind for kind, _env in runner.calls] == ["listing"]
 
 
-def test_raw_records_still_come_from_json() -> None:
+def test_raw_records_and_json_listing_mounts_come_from_json() -> None:
     runner = Squeue(Completed(0, b"", b""))
     client(runner).jobs(raw=True)
     assert [kind for kind, _env in runner.calls] == ["json"]
+    runner = Squeue(Completed(0, b"", b""))
+    c = SlurmClient(Mount(target="/h", type="slurm", source="localhost",
+                          options={"listing": "json"}), 30)  # fmt: skip
+    c._runner = runner
+    assert len(c.jobs()) == 14  # the golden document's records (a pending array remainder is one)
+    assert runner.calls == [("json", None)]
 
 
 # ---- the real cluster ------------------------------------------------------------------------

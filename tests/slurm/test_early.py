@@ -201,6 +201,13 @@ def test_a_listing_that_fails_first_kills_its_early_squeue(
     assert bad.returncode == ExitCode.USAGE and "nonsense" in bad.stderr
 
 
+def test_a_json_listing_mount_starts_squeue_json_early(squeue: FakeSqueue, dshell_exe: Exe) -> None:
+    mount(hpc(listing="json"))
+    fast, fast_runs, tree_runs = both_ways(dshell_exe, squeue, "ps", "/hpc", "-o", "tsv")
+    assert fast.returncode == 0 and fast_runs == tree_runs == ["--json"], fast.stderr
+    assert "/hpc\t" in fast.stdout
+
+
 def test_a_hand_written_table_lists_as_before(squeue: FakeSqueue, dshell_exe: Exe) -> None:
     """Not render_table's layout: no early start, the same listing."""
     table = '# mine\n[[mount]]\ntarget = "/hpc"  # cluster\ntype = "slurm"\nsource = "localhost"\n'

@@ -34,6 +34,8 @@ def test_mount_validation(
     monkeypatch.setenv("DSHELL_BACKENDS", BACKENDS)
     bad = cli("mount -t slurm ftp://login /x")
     assert bad.status == ExitCode.USAGE and "ftp://login" in bad.stderr
+    listing = cli("mount -t slurm -o listing=xml localhost /x")
+    assert listing.status == ExitCode.USAGE and "listing='xml'" in listing.stderr
     monkeypatch.setenv("PATH", "/nonexistent")
     missing = cli("mount -t slurm localhost /x")
     assert missing.status == ExitCode.UNREACHABLE and "squeue" in missing.stderr
