@@ -52,6 +52,18 @@ class Dirs:
     runtime: Path
 
 
+def _warn_with_log(what: str) -> None:
+    """A warning (pytest lists it in the run's summary) with the end of the engine's log."""
+    import warnings
+
+    log = Path(os.environ.get("DSHELL_STATE_DIR", "")) / "logs" / "engine.log"
+    try:
+        tail = log.read_text(errors="replace").splitlines()[-40:]
+    except OSError:
+        tail = [f"({log}: no log)"]
+    warnings.warn("\n".join([what, *tail]), stacklevel=2)
+
+
 @pytest.fixture
 def dshell_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dirs]:
     """Private dirs; the runtime dir is short (Unix socket paths are limited to ~108 bytes)."""
@@ -77,8 +89,10 @@ def stop_local_engine(runtime: Path) -> None:
 
     if not any((runtime / name).exists() for name in ("engine.pid", "executor.lock")):
         return
-    with contextlib.suppress(Exception):
+    try:
         control.stop(kill_tasks=True, timeout=60)
+    except Exception as exc:  # noqa: BLE001 - reported below; the engine is killed next
+        _warn_with_log(f"the engine of {runtime} did not stop: {exc}")
     for name in ("engine.pid", "executor.lock"):
         try:
             pid = int((runtime / name).read_text().split()[0])

@@ -127,10 +127,12 @@ class Engine:
             log.error("background work failed", exc_info=task.exception())
 
     def refill_sandboxes(self, after: float = REFILL_IDLE) -> None:
-        """Make spare sandboxes (see :mod:`dshell_local.sandbox`) once no launch has come for
-        ``after`` seconds, in a file-system thread (it stops when a launch makes sandboxes).
-        Made during a burst of launches, spares only competed with the burst's spawns: a
-        burst of 1,000 measured 0.35 of raw with 256 spares made meanwhile, 0.42 with none."""
+        """Make spare sandboxes (see :mod:`dshell_local.sandbox`) once no launch has been in
+        flight for ``after`` seconds, in a file-system thread (it stops while one is). Made
+        during a burst of launches, spares only competed with the burst's spawns: a burst of
+        1,000 measured 0.35 of raw with 256 spares made meanwhile, 0.42 with none. (The wait
+        used to count from each launch's start: a burst's launches all start within ~0.2 s,
+        and its spawns went on for a second more, alongside the refill.)"""
         if self._refill_timer is not None:
             self._refill_timer.cancel()
         self._refill_timer = asyncio.get_running_loop().call_later(after, self._refill)
@@ -264,7 +266,16 @@ class Engine:
 
     async def launch(self, recs: list[TaskRecord]) -> None:
         """Spawn STARTING tasks once their sandboxes exist and their write-ahead record is
-        committed (relaunches after a crash come through here too)."""
+        committed (relaunches after a crash come through here too). No spare sandboxes are
+        made while a launch is in flight, and they are made once none has been for a while."""
+        self._burst += len(recs)
+        try:
+            with self.sandboxes.making():
+                await self._launch(recs)
+        finally:
+            self.refill_sandboxes()
+
+    async def _launch(self, recs: list[TaskRecord]) -> None:
         loop = asyncio.get_running_loop()
         # file-system time, off the loop and in parallel, a few sandboxes per job: one job per
         # task cost the loop ~150 µs each in the pool's locks, which its 16 threads contend
@@ -275,8 +286,6 @@ class Engine:
                 for chunk in chunks
             )
         )
-        self._burst += len(recs)
-        self.refill_sandboxes()  # spares for the next launches, once none has come for a while
         errors = [err for chunk_errors in made for err in chunk_errors]
         failed = {rec.task.id: err for rec, err in zip(recs, errors, strict=True) if err}
         for rec in recs:

@@ -117,7 +117,8 @@ class Sandboxes:
 
     @contextlib.contextmanager
     def making(self) -> Iterator[None]:
-        """Around a launch's sandbox creation: spares are not made meanwhile."""
+        """Around a launch (the engine holds it until the spawns are answered) and its
+        sandbox creation: spares are not made meanwhile."""
         with self._lock:
             self._making += 1
         try:
