@@ -123,7 +123,14 @@ class SlurmClient:
             if b"format specification" in done.stderr:  # an older squeue lacks a column
                 return None
             raise failure(argv, done, self.runner.where)
-        return columns.parse(done.stdout)
+        jobs = columns.parse(done.stdout)
+        if jobs is not None and (ids := columns.described(jobs)):
+            try:  # only the jobs whose Reason column was a description
+                full = self.json(squeue_argv(self.mount.options, ids), slim=True)
+            except DshellError:  # ended meanwhile: they keep what the listing said
+                full = {}
+            columns.describe(jobs, full.get("jobs") or [])
+        return jobs
 
     # ---- accounting (slurmdbd) ---------------------------------------------------------------
 

@@ -2,6 +2,11 @@
 back into job records shaped as ``squeue --json`` (22.05) prints them, so that one parser
 (:func:`dshell_slurm.parse.job_to_task`) makes tasks of either.
 
+The Reason column is the reason's code ("Priority", "JobHeldUser"), except that squeue prints
+the job's state description instead when it has one ("ReqNodeNotAvail, UnavailableNodes:n1"),
+where ``--json`` has both. Such a record is marked (:data:`DESCRIBED`): the caller asks
+``squeue --json`` for those jobs only and takes the two fields from it (:func:`describe`).
+
 A line is trusted only whole: every field ends with the separator, so a line must split into
 exactly one part per column plus an empty one. A value holding the separator or a newline (a
 job name or comment can hold anything) breaks that count, and :func:`parse` then returns None:
@@ -28,6 +33,14 @@ _UNSET = {key: frozenset({"(null)"}) for key in _TEXTS} | {
 }
 
 
+#: The mark of a record whose Reason column held a state description (see the docstring).
+DESCRIBED = "_described"
+
+
+def _is_code(reason: str) -> bool:
+    return reason.replace("_", "").isalnum() or not reason
+
+
 def parse(data: bytes) -> list[dict[str, Any]] | None:
     """Job records from the listing's output; None if a line does not split into exactly the
     listing's columns (see the module docstring)."""
@@ -48,8 +61,30 @@ def parse(data: bytes) -> list[dict[str, Any]] | None:
         job["exit_code"] = _exit_code(job["exit_code"])
         if job["array_task_id"] is None:  # not an array element: --json says 0
             job["array_job_id"] = 0
+        if not _is_code(job["state_reason"]):
+            job[DESCRIBED] = True
         jobs.append(job)
     return jobs
+
+
+def described(jobs: list[dict[str, Any]]) -> list[str]:
+    """The job ids whose records need their reason and description from ``--json``."""
+    return sorted({str(j["job_id"]) for j in jobs if j.get(DESCRIBED)})
+
+
+def describe(jobs: list[dict[str, Any]], full: list[dict[str, Any]]) -> None:
+    """Take the reason code and state description of the marked records from ``--json``
+    records of the same jobs (``full``); a job missing there (it ended meanwhile) keeps the
+    description it was listed with, as its description."""
+    by_id = {j.get("job_id"): j for j in full if isinstance(j, dict)}
+    for job in jobs:
+        if job.pop(DESCRIBED, False):
+            other = by_id.get(job["job_id"])
+            if other is None:
+                job["state_reason"], job["state_description"] = "", job["state_reason"]
+            else:
+                job["state_reason"] = other.get("state_reason")
+                job["state_description"] = other.get("state_description")
 
 
 def _exit_code(value: str) -> int | dict[str, Any] | None:

@@ -9,6 +9,7 @@ cases of a line and the backend's way back to ``--json``.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -210,3 +211,52 @@ def test_the_live_listing_matches_json(slurm_conf: str, slurm_workdir: str) -> N
         subprocess.run(["scancel", *ids], env=env, check=False, timeout=30)
         c.close()
     assert squeue_argv({}) == ["squeue", "--json"]
+
+
+# ---- a Reason column that holds the state description ------------------------------------------
+
+DESCRIPTION = "ReqNodeNotAvail, UnavailableNodes:n1"
+
+
+def test_a_description_in_the_reason_column_is_marked() -> None:
+    jobs = columns.parse(
+        line(job_id="5", job_state="PENDING", state_reason=DESCRIPTION)
+        + line(job_id="6", job_state="PENDING", state_reason="Priority")
+        + line(job_id="7", job_state="PENDING", state_reason="")
+    )
+    assert jobs is not None
+    assert columns.described(jobs) == ["5"]
+    full = [{"job_id": 5, "state_reason": "ReqNodeNotAvail", "state_description": DESCRIPTION}]
+    columns.describe(jobs, full)
+    assert (jobs[0]["state_reason"], jobs[0]["state_description"]) == tuple(full[0].values())[1:]
+    [task] = jobs_to_tasks({"jobs": jobs[:1]})
+    assert task.message == f"ReqNodeNotAvail: {DESCRIPTION}"  # as from --json
+    assert all(columns.DESCRIBED not in j for j in jobs)
+
+
+def test_a_described_job_gone_from_json_keeps_its_description() -> None:
+    jobs = columns.parse(line(job_id="5", job_state="PENDING", state_reason=DESCRIPTION)) or []
+    columns.describe(jobs, [])
+    [task] = jobs_to_tasks({"jobs": jobs})
+    assert task.message == DESCRIPTION
+
+
+def test_the_client_asks_json_for_the_described_jobs_only() -> None:
+    listed = line(job_id="5", job_state="PENDING", state_reason=DESCRIPTION) + line(job_id="6")
+    argvs: list[list[str]] = []
+
+    class Described(Squeue):
+        def run(
+            self, argv: list[str], *, stdin: bytes | None = None,
+            env: dict[str, str] | None = None,
+        ) -> Completed:  # fmt: skip
+            argvs.append(argv)
+            if "--json" in argv:
+                doc = {"jobs": [{"job_id": 5, "state_reason": "ReqNodeNotAvail",
+                                 "state_description": DESCRIPTION}]}  # fmt: skip
+                return Completed(0, json.dumps(doc).encode(), b"")
+            return Completed(0, listed, b"")
+
+    jobs = client(Described(Completed(0, b"", b""))).jobs()
+    assert argvs[1] == ["squeue", "--json", "--jobs=5"]
+    assert [(j["job_id"], j["state_reason"]) for j in jobs] == [(5, "ReqNodeNotAvail"), (6, "x")]
