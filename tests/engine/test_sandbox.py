@@ -33,7 +33,9 @@ ESCAPES = {
 def task_with_traps(engine: EngineClient) -> tuple[EngineClient, str]:
     task = engine.submit(sh("mkdir sub; echo ok > sub/f; sleep 300"))[0]
     sandbox = Path(str(wait_until(lambda: engine.get_task(task.id).sandbox)))
-    wait_until((sandbox / "sub" / "f").exists)
+    inner = sandbox / "sub" / "f"
+    # its content, not only its existence: the shell creates the file, then writes "ok"
+    wait_until(lambda: inner.exists() and inner.read_text() == "ok\n")
     evil = sandbox.parent / f"{task.id}-evil"
     evil.mkdir()
     (evil / "secret").write_text("secret")
