@@ -136,7 +136,9 @@ class Listeners:
     """The running sites: the Unix socket, and the optional TCP one."""
 
     def __init__(self, app: web.Application) -> None:
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE
+        )
         self.unix: web.UnixSite | None = None
 
     async def start(
@@ -151,7 +153,6 @@ class Listeners:
                 tcp[1],
                 ssl_context=tls,
                 backlog=1024,
-                shutdown_timeout=SHUTDOWN_GRACE,
             ).start()
 
     async def bind_unix(self, socket_path: Path) -> None:
@@ -159,9 +160,7 @@ class Listeners:
         listens; its open connections carry on)."""
         if socket_path.exists() or socket_path.is_symlink():
             socket_path.unlink()
-        site = web.UnixSite(
-            self.runner, str(socket_path), backlog=1024, shutdown_timeout=SHUTDOWN_GRACE
-        )
+        site = web.UnixSite(self.runner, str(socket_path), backlog=1024)
         old = os.umask(0o177)  # the socket is born 0600: no window where others can connect
         try:
             await site.start()
