@@ -48,16 +48,16 @@ def _render(task: Task) -> None:
 
 
 def make_sandboxes(recs: list[TaskRecord], sandboxes: Sandboxes) -> list[str | None]:
-    """Create tasks' sandboxes (in a file-system thread); per task the error text, or None."""
+    """Create tasks' sandboxes (in a file-system thread, while the launch holds
+    ``sandboxes.making()``); per task the error text, or None."""
     errors: list[str | None] = []
-    with sandboxes.making():
-        for rec in recs:
-            try:
-                sandboxes.create(rec.task.id, rec.rt.workdir)
-            except SandboxError as exc:
-                errors.append(str(exc))
-            else:
-                errors.append(None)
+    for rec in recs:
+        try:
+            sandboxes.create(rec.task.id, rec.rt.workdir)
+        except SandboxError as exc:
+            errors.append(str(exc))
+        else:
+            errors.append(None)
     return errors
 
 

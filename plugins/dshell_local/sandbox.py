@@ -3,9 +3,10 @@
 A sandbox is a directory and two files: three inode creations, which on a disk cost 0.1-2.5 ms
 together (ext4 metadata, measured across hours here) against ~30 µs for one rename. So the
 engine keeps ready ones in ``state_dir/sandbox-spares/``, made in its file-system threads once
-no launch has come for a second, and a launch renames one into place; without a spare it makes
-the sandbox as before. The pool starts at 64 and grows to the largest burst of launches seen
-(bursts are counted between idle seconds), up to ``[sandbox] spares`` (default 1024, 0: none).
+no launch has been in flight for a second, and a launch renames one into place; without a
+spare it makes the sandbox as before. The pool starts at 64 and grows to the largest burst of
+launches seen (bursts are counted between idle seconds), up to ``[sandbox] spares`` (default
+1024, 0: none).
 A spare is an empty directory with empty ``stdout`` and ``stderr``, exactly what a new sandbox
 is; those a previous engine left are kept when they still are (and set the pool's size), and
 removed otherwise.
@@ -117,8 +118,8 @@ class Sandboxes:
 
     @contextlib.contextmanager
     def making(self) -> Iterator[None]:
-        """Around a launch (the engine holds it until the spawns are answered) and its
-        sandbox creation: spares are not made meanwhile."""
+        """Around a launch (the engine holds it from its sandboxes' creation until its spawns
+        are answered): spares are not made meanwhile."""
         with self._lock:
             self._making += 1
         try:

@@ -30,7 +30,7 @@ class Placer:
     """A thread running the calls it is handed, one at a time, for a caller that waits."""
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event] | None]
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event]]
         self._jobs = queue.SimpleQueue()
         started = threading.Event()
         self.tid = 0
@@ -43,8 +43,8 @@ class Placer:
     def _run(self, started: threading.Event) -> None:
         self.tid = threading.get_native_id()
         started.set()
-        while (job := self._jobs.get()) is not None:
-            call, box, done = job
+        while True:  # a daemon thread: it ends with the executor
+            call, box, done = self._jobs.get()
             try:
                 box.append((True, call()))
             except BaseException as exc:  # noqa: BLE001 - handed back to the caller, raised there
@@ -61,7 +61,3 @@ class Placer:
         if ok:
             return value
         raise value
-
-    def stop(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout=5)
