@@ -161,6 +161,9 @@ def test_restarts_recover(
     _launch(cli)
     sleeper = ok(cli, f"run -d --on {FW} -- sleep 300").strip()
     first = _fw_task(cli)
+    # `run -d` answers once the task is committed; killed before the spawn, the child would
+    # relaunch it (recovery's other path, tested in test_recovery) rather than re-adopt it
+    wait_until(lambda: task(cli, sleeper)["state"] == "RUNNING", 30, "the sleeper running")
 
     # the child's daemon dies: restarted in its task, it re-adopts its tasks
     pid = _child_engine_pid(engine_dirs, "team-a")
