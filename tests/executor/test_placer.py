@@ -23,6 +23,8 @@ from dshell_local.executor.protocol import Limits, SpawnSpec
 from dshell_local.executor.spawner import Spawned
 from dshell_local.executor.tasks import TaskManager
 
+from .conftest import wait_until
+
 
 class FakeCgroups:
     """What TaskManager asks of its cgroups, recording the thread of every step."""
@@ -89,3 +91,46 @@ def test_tasks_are_placed_and_spawned_off_the_main_thread(
     assert set(spawner.threads) == {cg.tid}
     assert [step for step, _ in cg.steps][-1] == "leave"  # home at the end of the batch
     assert os.getcwd() == "/"  # the sandbox was left (the cwd is the process's)
+
+
+def _cgroups_of(path: str) -> dict[str, str]:
+    """controller -> cgroup path, from a /proc/.../cgroup file (v1 lines)."""
+    out: dict[str, str] = {}
+    with open(path, encoding="ascii") as f:
+        for line in f:
+            _, ctls, where = line.rstrip("\n").split(":", 2)
+            for ctl in ctls.split(","):
+                out[ctl] = where
+    return out
+
+
+def test_a_real_batch_places_each_task_and_every_thread_goes_home(executor: Any) -> None:
+    """On a real cgroup v1 executor: the placing thread moves itself (writing "0" into the
+    ``tasks`` files) into each task's four groups, so each task is born inside them, and
+    after the batch no thread of the executor is left in a task's group."""
+    ex = executor
+    home = {
+        t: _cgroups_of(f"/proc/{ex.pid}/task/{t}/cgroup")
+        for t in os.listdir(f"/proc/{ex.pid}/task")
+    }
+    names = [f"b{i}" for i in range(6)]
+    specs = [
+        ex.spec(n, ["sh", "-c", "cat /proc/self/cgroup > cg; exec sleep 60"],
+                limits={"mem_mb": 64, "cpus": 0.5, "pids": 16})
+        for n in names
+    ]  # fmt: skip
+    results = ex.client.call("spawn_batch", tasks=specs)["results"]
+    assert all(r["ok"] for r in results), results
+    for name in names:
+        path = os.path.join(ex.dir, "sb", name, "cg")
+        wait_until(lambda p=path: os.path.exists(p) and os.path.getsize(p) > 0, 10, "cg")  # type: ignore[misc]
+        placed = _cgroups_of(path)
+        for ctl in ("memory", "cpu", "cpuacct", "pids"):
+            assert placed[ctl].endswith(f"/task-{ex.task_id(name)}"), (ctl, placed[ctl])
+    for tid in os.listdir(f"/proc/{ex.pid}/task"):
+        now = _cgroups_of(f"/proc/{ex.pid}/task/{tid}/cgroup")
+        assert not any("/task-" in where for where in now.values()), (tid, now)
+        if tid in home:
+            assert now == home[tid]
+    for name in names:
+        ex.client.call("sweep", task_id=ex.task_id(name))
