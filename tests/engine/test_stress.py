@@ -18,7 +18,7 @@ from dshell.model import Resources, TaskState
 
 from dshell_local import api, control
 from dshell_local.client import EngineClient
-from dshell_local.executor.cgroups import OWNER, POOL_MAX, SPARE
+from dshell_local.executor.cgroups import OWNER, SPARE
 
 from .conftest import wait_until
 from .helpers import spec
@@ -210,7 +210,7 @@ def test_fds_zombies_and_cgroups_back_to_baseline_after_1000_launches(
         assert engine.wait(t.id, 120).state is TaskState.FINISHED
     wait_until(lambda: snapshot() == baseline, timeout=60, what=f"baseline {baseline}")
     assert baseline[2] == 0 and baseline[3] == 0
-    for parent, dirs in _cgroup_dirs(engine_dirs).items():  # the reuse pool stays bounded
-        assert len(dirs) <= POOL_MAX + 1, (parent, len(dirs))  # + the owner mark
+    for parent, dirs in _cgroup_dirs(engine_dirs).items():  # no group kept: the owner mark
+        assert [d for d in dirs if not d.startswith(OWNER)] == [], (parent, dirs)
     assert len({t.id for t in tasks}) == 1000
     assert api.SOCKET_NAME in os.listdir(engine_dirs)

@@ -25,7 +25,6 @@ def _fake_v1(tmp_path: Path) -> cgroups.Cgroups:
         (home / "tasks").write_text("")
         hier.append(Hierarchy((ctl,), str(home), str(home / "dshell-t")))
     cg = cgroups.Cgroups(Discovery("cgroup-v1", hier, "fake"))
-    cg.pool_max = 0
     return cg
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 
 from dshell_local.executor import procfs
-from dshell_local.executor.cgroups import OWNER, POOL_MAX, SPARE
+from dshell_local.executor.cgroups import OWNER, SPARE
 
 from .conftest import Executor, wait_until
 
@@ -72,7 +72,7 @@ def test_thousand_launches_return_to_baseline(any_executor: Executor) -> None:
     assert c.call("list")["tasks"] == []
     assert _zombie_children(ex.pid) == []
     wait_until(lambda: _task_cgroups(ex) == [], what="cgroups removed (in the background)")
-    assert len(_task_cgroups(ex, spares=True)) <= POOL_MAX * 4  # v1 keeps some for reuse
+    assert _task_cgroups(ex, spares=True) == []  # none kept for reuse
     assert fds() == base_fds
     journal_logs = [n for n in os.listdir(ex.dir) if n.endswith(".log") and "tasks" in n]
     assert len(journal_logs) == 1  # compacted: older generations removed

@@ -1,7 +1,7 @@
 """Per-task cgroups: create with limits, place a child before it execs, read counters, remove.
 
 How a child gets into its cgroups before exec: one thread of the executor moves *itself* into
-the task's cgroups (v1: its thread id into each ``tasks`` file, and that thread is the placing
+the task's cgroups (v1: "0", itself, into each ``tasks`` file, and that thread is the placing
 thread of :mod:`.placer`, so the main thread, the memory owner, stays home; v2:
 ``cgroup.procs``, the whole process), calls ``posix_spawn`` (the child inherits the forking
 thread's cgroups), and moves back. A pipelined burst of spawns hops from task to task and goes
@@ -27,31 +27,27 @@ consequences, each handled:
   cgroup first, right after ``posix_spawn`` returns (and limits below 4 MB, where exec itself
   would OOM, are refused).
 
-Reuse (v1): a removed task group whose processes are all gone is not rmdir'd but reset (limits
-lifted, charges reclaimed with ``memory.force_empty``, ``cpuacct.usage`` zeroed) and renamed to
-``spare-N``; the next task's group is a spare renamed to ``task-<id>`` (a rename costs ~18 µs,
-a mkdir ~70 µs and an rmdir ~80 µs per hierarchy, and every rmdir'd memory group lingers in the
-kernel as a "dying" memcg until its page cache is reclaimed — thousands of them after a day of
-short tasks, which slows every later cgroup operation). A group whose task was OOM-killed is
-removed, never reused, so a reused group's OOM counter is always 0. At most ``POOL_MAX`` spares
-are kept per hierarchy; an executor adopts the spares a previous one left. v2 cannot rename
-cgroups, so there every task group is made and removed.
+No reuse: every task group is made with mkdir and removed with rmdir. Until 2026-11-26 (v1)
+up to 64 removed groups per hierarchy were reset and renamed to ``spare-N`` for the next
+tasks, to save the mkdir (~50 µs against ~19 µs for a rename) and to avoid "dying" memory
+cgroups (removed groups the kernel keeps while they are charged with page cache). Since tasks
+are placed from a thread that is not the memory owner (:mod:`.placer`), removed groups no
+longer die slowly (2,000 launches left none), and the reset's ``memory.force_empty`` (1-2.5 ms)
+ran in the middle of bursts: without the pool a burst of 1,000 launches measured 0.53 of raw
+against 0.48 (A/B x4, medians). ``spare-*`` groups an older executor left are removed at start.
 
 Ownership: each parent holds an empty ``owner-<pid>-<start time>`` group naming the executor that
-uses it. An executor that dies without cleaning up (SIGKILL, a crash) leaves its parent, spares
-and task groups behind, and one whose engine never starts again (a removed state dir, a test's
-temporary engine) never comes back for them; each such parent is ~65 groups per hierarchy, and
-every cpu quota write walks all the groups of the hierarchy (hundreds of leaked parents made it
-twice as slow, measured). So a starting executor removes sibling ``dshell-*`` parents whose
-owner is gone and in which no process is left; parents of live executors, parents still holding
-processes, and unmarked parents younger than a minute (an executor of an older version, or one
-being set up) are left alone.
+uses it. An executor that dies without cleaning up (SIGKILL, a crash) leaves its parent and
+task groups behind, and one whose engine never starts again (a removed state dir, a test's
+temporary engine) never comes back for them, and every cpu quota write walks all the groups of
+the hierarchy (hundreds of leaked parents made it twice as slow, measured). So a starting
+executor removes sibling ``dshell-*`` parents whose owner is gone and in which no process is
+left; parents of live executors, parents still holding processes, and unmarked parents younger
+than a minute (an executor of an older version, or one being set up) are left alone.
 """
 
 from __future__ import annotations
 
-import collections
-import itertools
 import logging
 import os
 import queue
@@ -67,8 +63,7 @@ log = logging.getLogger("dshell.executor")
 
 _CFS_PERIOD_US = 100_000
 _MIN_QUOTA_US = 1_000  # the kernel's minimum cfs quota
-POOL_MAX = 64  # spare task groups kept per hierarchy (v1)
-SPARE = "spare-"
+SPARE = "spare-"  # spare-N: a reuse pool's group, left by executors before 2026-11-26
 OWNER = "owner-"  # owner-<pid>-<start time>: the executor using a parent (see the docstring)
 PARENT_PREFIX = "dshell-"  # the engine's --cgroup-name is dshell-<hash of its runtime dir>
 UNMARKED_GRACE = 60.0  # seconds before an unmarked parent counts as abandoned
@@ -109,15 +104,9 @@ class Cgroups:
         self._cpu_home = self._home_fd("cpu")
         mem = self._dir_of("memory")
         self._memsw = mem is not None and os.path.exists(mem + "/memory.memsw.limit_in_bytes")
-        # parent dir -> its controllers, and the spare groups ready for reuse (see the docstring)
-        self._controllers = {h.parent: h.controllers for h in self._hier}
-        self.pool_max = 0 if self.v2 else POOL_MAX
-        self._spares: dict[str, collections.deque[str]] = {
-            h.parent: collections.deque() for h in self._hier
-        }
-        self._spare_ids = itertools.count()
-        if self.pool_max:
-            self._adopt_spares()
+        for h in self._hier:  # an older executor's reuse pool (see the docstring)
+            for name in _children(h.parent, SPARE):
+                _rmdir(os.path.join(h.parent, name))
 
     def use_thread(self, tid: int) -> None:
         """Place tasks by moving thread ``tid`` (v1; see :mod:`.placer`); v2 moves the whole
@@ -143,23 +132,6 @@ class Cgroups:
         """The cached fd of the executor's own group in the hierarchy of ``ctl``."""
         pairs = zip(self._hier, self._home_fds, strict=True)
         return next((fd for h, fd in pairs if ctl in h.controllers), None)
-
-    def _adopt_spares(self) -> None:
-        """Take over the spare groups a previous executor left (empty ones; others removed)."""
-        for parent, spares in self._spares.items():
-            names = _children(parent, SPARE)
-            for name in names:
-                path = os.path.join(parent, name)
-                if len(spares) < self.pool_max and not _has_procs(path):
-                    spares.append(path)
-                else:
-                    _rmdir(path)
-            taken = [int(n[len(SPARE) :]) for n in names if n[len(SPARE) :].isdigit()]
-            self._spare_ids = itertools.count(max([next(self._spare_ids), *taken]) + 1)
-
-    def spare_count(self) -> int:
-        """Spare groups kept for reuse, over all hierarchies."""
-        return sum(len(d) for d in self._spares.values())
 
     def _dir_of(self, ctl: str) -> str | None:
         for h in self._hier:
@@ -199,7 +171,7 @@ class Cgroups:
         made = []
         try:
             for d in tc.dirs():
-                self._make(d)
+                os.mkdir(d)
                 made.append(d)
             if limits.mem_mb is not None:
                 self._set_memory(tc, int(limits.mem_mb * 1024 * 1024))
@@ -210,51 +182,6 @@ class Cgroups:
             for d in reversed(made):
                 _rmdir(d)
             raise
-
-    def _make(self, d: str) -> None:
-        """A task group: a spare renamed when there is one, else a new directory."""
-        spares = self._spares.get(os.path.dirname(d))
-        while spares:
-            try:
-                spare = spares.popleft()
-            except IndexError:  # taken by another thread meanwhile
-                break
-            try:
-                os.rename(spare, d)
-                return
-            except OSError as exc:
-                log.warning("spare cgroup %s not reusable (%s); removing it", spare, exc)
-                _rmdir(spare)
-        os.mkdir(d)
-
-    def _recycle(self, d: str) -> bool:
-        """Reset an empty task group and keep it as a spare; False if it must be removed."""
-        parent = os.path.dirname(d)
-        spares = self._spares.get(parent)
-        if spares is None or len(spares) >= self.pool_max:
-            return False
-        ctls = self._controllers[parent]
-        try:
-            if "memory" in ctls:
-                if (_read_key(d + "/memory.oom_control", b"oom_kill") or 0) > 0:
-                    return False  # its counter would read as the next task's OOM
-                if self._memsw:  # raise memsw first: it must stay >= the limit
-                    _write(d + "/memory.memsw.limit_in_bytes", b"-1")
-                _write(d + "/memory.limit_in_bytes", b"-1")
-                _write(d + "/memory.force_empty", b"0")
-            if "cpu" in ctls:
-                _write(d + "/cpu.cfs_quota_us", b"-1")
-            if "cpuacct" in ctls:
-                _write(d + "/cpuacct.usage", b"0")
-            if "pids" in ctls:
-                _write(d + "/pids.max", b"max")
-            spare = os.path.join(parent, f"{SPARE}{next(self._spare_ids)}")
-            os.rename(d, spare)
-        except OSError as exc:
-            log.debug("task cgroup %s not recycled (%s)", d, exc)
-            return False
-        spares.append(spare)
-        return True
 
     def _pids_while_spawning(self, pids: int) -> int:
         """pids.max to use until the executor has left: v1 moves one thread (it costs the task
@@ -361,18 +288,12 @@ class Cgroups:
     # ------------------------------------------------------------ removal
 
     def remove(self, tc: TaskCgroup) -> bool:
-        """Recycle (v1, see the module docstring) or rmdir the task's cgroups; False if some
-        are still busy (processes left)."""
+        """rmdir the task's cgroups; False if some are still busy (processes left)."""
         done = True
         for d in tc.dirs():
             nested = _tree(d)[1:]  # groups a nested engine made inside the task's: deepest first
             for sub in reversed(nested):
                 done = _rmdir(sub) and done
-            if nested:
-                done = _rmdir(d) and done
-                continue
-            if self.pool_max and os.path.isdir(d) and not _has_procs(d) and self._recycle(d):
-                continue
             done = _rmdir(d) and done
         return done
 
@@ -426,10 +347,8 @@ class Cgroups:
         for fd in self._home_fds:
             os.close(fd)
         self._home_fds = []
-        for h in self._hier:  # spares always go: an executor that never returns must not
-            while self._spares[h.parent]:  # leave live groups behind
-                _rmdir(self._spares[h.parent].popleft())
-            if remove_parents:
+        if remove_parents:
+            for h in self._hier:
                 for name in _children(h.parent, OWNER):
                     _rmdir(os.path.join(h.parent, name))
                 _rmdir(h.parent)
