@@ -142,3 +142,28 @@ def test_task_history_is_trimmed_to_the_newest_finished(tmp_path: Path) -> None:
     ids = [r[0] for r in store._db.execute("SELECT id FROM tasks ORDER BY n")]
     assert ids == ["t0", "t5", "t7", "t8", "t9"]
     store.close()
+
+
+@pytest.mark.parametrize(
+    "ns",
+    [
+        0,
+        1_764_150_000_000_000_000,  # a whole second: .000000
+        1_764_150_000_999_999_999,  # the last microsecond of it
+        1_764_150_001_000_000_000,  # the next second (the cached text must change)
+        1_764_150_000_000_001_000,  # back in the earlier second
+        1_798_761_599_123_456_789,  # 2026-12-31T23:59:59 (the year turns next)
+    ],
+)
+def test_utcnow_prints_what_isoformat_prints(ns: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+    import time
+
+    from dshell_local import tasks
+
+    monkeypatch.setattr(time, "time_ns", lambda: ns)
+    expected = dt.datetime.fromtimestamp(ns // 1000 / 1e6, dt.UTC)
+    expected = expected.replace(microsecond=ns // 1000 % 1_000_000)
+    text = expected.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    assert tasks.utcnow() == text
+    assert tasks.utcnow() == text  # from the cached second too
