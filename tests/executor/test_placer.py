@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from dshell_local.executor.cgroups import TaskCgroup
@@ -33,10 +34,10 @@ class FakeCgroups:
 
     def __init__(self) -> None:
         self.steps: list[tuple[str, int]] = []
-        self.tid: int | None = None
+        self.tids: set[int] = set()
 
     def use_thread(self, tid: int) -> None:
-        self.tid = tid
+        self.tids.add(tid)
 
     def task_cgroup(self, task_id: str, limits: Limits | None = None) -> TaskCgroup:
         return TaskCgroup({"memory": f"/fake/task-{task_id}"})
@@ -61,19 +62,21 @@ class FakeCgroups:
 
 
 class FakeSpawner:
-    def __init__(self) -> None:
+    def __init__(self, parallel: bool) -> None:
         self.threads: list[int] = []
+        self.parallel = parallel  # whether two threads may spawn at once (cspawn)
 
     def spawn(self, spec: SpawnSpec) -> Spawned:
         self.threads.append(threading.get_native_id())
         return Spawned(os.posix_spawn("/bin/true", ["/bin/true"], {}), None, None)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
 def test_tasks_are_placed_and_spawned_off_the_main_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    parallel: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # spawn_many leaves the process in /; restored after the test
-    cg, spawner = FakeCgroups(), FakeSpawner()
+    cg, spawner = FakeCgroups(), FakeSpawner(parallel)
     mgr = TaskManager(Loop(), cg, Journal(str(tmp_path)), "boot", spawner, lambda _e: None)  # type: ignore[arg-type]
     main = threading.get_native_id()
     specs = [
@@ -87,10 +90,20 @@ def test_tasks_are_placed_and_spawned_off_the_main_thread(
         os.waitpid(item.pid or 0, 0)
     assert all(item.ok for item in items)
     placing = {tid for step, tid in cg.steps if step in ("enter", "settle", "leave")}
-    assert placing == {cg.tid} and cg.tid != main  # one thread, and not the main one
-    assert set(spawner.threads) == {cg.tid}
-    assert [step for step, _ in cg.steps][-1] == "leave"  # home at the end of the batch
+    assert placing == cg.tids and main not in placing  # the placing threads, not the main one
+    assert len(placing) == (2 if parallel else 1)
+    assert set(spawner.threads) == placing
+    for tid in placing:  # each goes home at the end of its share of the batch
+        assert [step for step, t in cg.steps if t == tid][-1] == "leave"
     assert os.getcwd() == "/"  # the sandbox was left (the cwd is the process's)
+    # a batch with a tty task is placed by one thread: its spawn chdirs the whole process
+    cg.steps.clear()
+    tty = [
+        msgspec.structs.replace(spec, task_id=f"y{i}", tty=i == 1) for i, spec in enumerate(specs)
+    ]
+    for item in mgr.spawn_many(tty):
+        os.waitpid(item.pid or 0, 0)
+    assert len({tid for step, tid in cg.steps if step == "enter"}) == 1
 
 
 def _cgroups_of(path: str) -> dict[str, str]:

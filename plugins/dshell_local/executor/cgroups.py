@@ -92,13 +92,13 @@ class Cgroups:
         self._hier: list[Hierarchy] = found.hierarchies
         self.controllers = sorted(c for h in self._hier for c in h.controllers)
         self._tid = str(os.getpid()).encode()  # the main thread's, until use_thread (v1)
-        self._placing_tid = 0  # the placing thread (v1, use_thread): it moves itself with "0"
+        self._placing: set[int] = set()  # the placing threads (v1): each moves itself ("0")
+        self._local = threading.local()  # per thread: whether it sits in a task's groups
         enter_file = "cgroup.procs" if self.v2 else "tasks"
         self._enter_file = enter_file
         self._home_fds = [
             os.open(os.path.join(h.home, enter_file), os.O_WRONLY) for h in self._hier
         ]
-        self._inside = False
         self.early_memory_leave = False  # set when the executor could not get oom_score_adj -1000
         self._mem_home = self._home_fd("memory")
         self._cpu_home = self._home_fd("cpu")
@@ -109,11 +109,11 @@ class Cgroups:
                 _rmdir(os.path.join(h.parent, name))
 
     def use_thread(self, tid: int) -> None:
-        """Place tasks by moving thread ``tid`` (v1; see :mod:`.placer`); v2 moves the whole
-        process whatever thread writes, so there the pid stays."""
+        """Place tasks by moving thread ``tid`` (v1; see :mod:`.placer`; called once per placing
+        thread); v2 moves the whole process whatever thread writes, so there the pid stays."""
         if not self.v2:
             self._tid = str(tid).encode()
-            self._placing_tid = tid
+            self._placing.add(tid)
 
     def _mover(self) -> bytes:
         """What the writing thread puts in a v1 ``tasks`` file to move the placing thread: "0"
@@ -124,7 +124,7 @@ class Cgroups:
         pid or a whole process, and after an idle moment that write lock waits a whole RCU
         grace period — 5 waits of up to 24 ms per burst of 1,000 tasks, measured with
         ``perf`` — and meanwhile blocks every fork)."""
-        if self._placing_tid and threading.get_native_id() == self._placing_tid:
+        if threading.get_native_id() in self._placing:
             return b"0"
         return self._tid
 
@@ -201,8 +201,8 @@ class Cgroups:
             _write(mem + "/memory.memsw.limit_in_bytes", b"%d" % nbytes)
 
     def enter(self, tc: TaskCgroup) -> None:
-        """Move the executor's main thread into the task's cgroups (see the module docstring)."""
-        self._inside = True  # set first: a failure half-way must still lead back home
+        """Move the calling (placing) thread into the task's cgroups (see the module docstring)."""
+        self._local.inside = True  # set first: a failure half-way must still lead back home
         who = self._mover()
         for d in tc.dirs():
             _write(d + "/" + self._enter_file, who)
@@ -225,13 +225,14 @@ class Cgroups:
                 _write(tc.paths["cpu"] + "/cpu.cfs_quota_us", b"%d" % quota)
 
     def leave(self) -> None:
-        """Move the executor back to its own cgroups (one write per hierarchy, fds kept open)."""
-        if not self._inside:
+        """Move the calling thread back to the executor's own cgroups (one write per hierarchy,
+        fds kept open); nothing if it is not in a task's."""
+        if not getattr(self._local, "inside", False):
             return
         who = self._mover()
         for fd in self._home_fds:
             os.write(fd, who)
-        self._inside = False
+        self._local.inside = False
 
     def join(self, tc: TaskCgroup, pid: int) -> list[str]:
         """Move a whole process (all its threads) into the task's cgroups."""

@@ -11,9 +11,11 @@ here, a thread that is not the leader: the executor's memory stays charged at ho
 killer (which walks thread-group leaders) never sees the executor in a task's group, and the
 early move out of the memory group is not needed.
 
-The main thread hands a whole batch to this thread and waits for it (it does nothing else
-meanwhile), so nothing else changes: one batch at a time, the journal and the task table
-touched by one thread at a time.
+The main thread hands a batch to this thread and waits for it (it does nothing else
+meanwhile). Where the spawner needs no process-wide chdir (:mod:`.cspawn`), two placing
+threads share a batch: each spawn waits ~400 µs for its child's exec with the GIL released,
+and the other thread places its next task meanwhile. The journal is still written by the main
+thread only, before and after the batch.
 """
 
 from __future__ import annotations
@@ -53,9 +55,19 @@ class Placer:
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the placing thread and return its result (or raise its exception)."""
+        return self.result(self.start(fn))
+
+    def start(self, fn: Callable[[], T]) -> tuple[list[tuple[bool, Any]], threading.Event]:
+        """Hand ``fn`` to the placing thread; ``result`` waits for it."""
         box: list[tuple[bool, Any]] = []
         done = threading.Event()
         self._jobs.put((fn, box, done))
+        return box, done
+
+    @staticmethod
+    def result(job: tuple[list[tuple[bool, Any]], threading.Event]) -> Any:
+        """What the job ``start`` returned gave back (or raise its exception), once done."""
+        box, done = job
         done.wait()
         ok, value = box[0]
         if ok:

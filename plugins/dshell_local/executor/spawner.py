@@ -6,23 +6,27 @@ child* by spawn file actions, so the executor keeps no fd per task; when a spawn
 (missing command, unwritable file, missing sandbox) is diagnosed after the fact, keeping the
 successful path at a handful of syscalls.
 
-``posix_spawn`` has no chdir action in Python 3.11, so the (single-threaded-for-spawning)
-executor chdirs into the sandbox just before spawning; callers go back to ``/`` after a batch.
+Where the C library has a chdir spawn action (glibc 2.29+), tasks are spawned through it
+(:mod:`.cspawn`): the child changes into the sandbox itself and the GIL is released while the
+child runs up to its exec, so several threads can spawn at once. Elsewhere, and for tty tasks,
+``os.posix_spawn`` is used: it has no chdir action in Python 3.11, so the spawning thread
+chdirs the whole process into the sandbox just before (one such thread at a time); callers go
+back to ``/`` after a batch.
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import signal
 from typing import NamedTuple
 
+from . import cspawn
 from .protocol import SpawnSpec
 
 _OUT_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT
 _OUT_MODE = 0o600  # task output can hold secrets; the sandbox owner can widen it
 # Ignored dispositions survive exec: Python ignores SIGPIPE and SIGXFSZ, the executor SIGHUP.
-_SIGDEF = frozenset({signal.SIGPIPE, signal.SIGXFSZ, signal.SIGHUP})
+_SIGDEF = cspawn.SIGDEF
 _DEFAULT_PATH = "/bin:/usr/bin"  # what execvp uses when PATH is unset
 
 
@@ -46,25 +50,38 @@ class Spawned(NamedTuple):
 class Spawner:
     """Spawns tasks; caches PATH lookups (invalidated when a cached path stops working)."""
 
-    def __init__(self, child_oom_adj: bytes | None = None) -> None:
+    def __init__(self, child_oom_adj: bytes | None = None, *, use_libc: bool = True) -> None:
         self._which: dict[tuple[str, str], str] = {}
+        self._c = cspawn.Spawner(_SIGDEF) if use_libc and cspawn.available() else None
         self._null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)  # dup2'd: no path lookup
         # When the executor runs with oom_score_adj -1000 (see cgroups.py), children must not
         # inherit it: the original value is written back right after each spawn.
         self._child_oom_adj = child_oom_adj
 
+    @property
+    def parallel(self) -> bool:
+        """Whether several threads may spawn at once (no process-wide chdir; tty tasks aside)."""
+        return self._c is not None
+
     def spawn(self, spec: SpawnSpec) -> Spawned:
         """Start ``spec`` in its sandbox; raise SpawnError with a clear message on failure."""
         argv = ["/bin/sh", "-c", *spec.argv] if spec.shell else spec.argv
+        in_child = self._c is not None and not spec.tty  # the child changes directory
+        if not in_child:
+            try:
+                os.chdir(spec.cwd)
+            except OSError as exc:
+                raise SpawnError(
+                    exc.errno or errno.EIO, f"sandbox {spec.cwd}: {exc.strerror}"
+                ) from None
+        exe = self._resolve(argv[0], spec.env, spec.cwd)
         try:
-            os.chdir(spec.cwd)
-        except OSError as exc:
-            raise SpawnError(
-                exc.errno or errno.EIO, f"sandbox {spec.cwd}: {exc.strerror}"
-            ) from None
-        exe = self._resolve(argv[0], spec.env)
-        try:
-            spawned = self._spawn_tty(exe, argv, spec) if spec.tty else self._spawn(exe, argv, spec)
+            if spec.tty:
+                spawned = self._spawn_tty(exe, argv, spec)
+            elif in_child:
+                spawned = self._spawn_libc(exe, argv, spec)
+            else:
+                spawned = self._spawn(exe, argv, spec)
         except ValueError as exc:  # an argument posix_spawn refuses (validated, but be sure)
             raise SpawnError(errno.EINVAL, f"cannot execute {exe}: {exc}") from None
         except OSError as exc:
@@ -74,6 +91,17 @@ class Spawner:
         if self._child_oom_adj is not None:
             _write_oom_adj(spawned.pid, self._child_oom_adj)
         return spawned
+
+    def _spawn_libc(self, exe: str, argv: list[str], spec: SpawnSpec) -> Spawned:
+        assert self._c is not None
+        opens = [(1, spec.stdout, _OUT_FLAGS, _OUT_MODE)]
+        dups = []
+        if spec.stderr == spec.stdout:
+            dups.append((1, 2))
+        else:
+            opens.append((2, spec.stderr, _OUT_FLAGS, _OUT_MODE))
+        pid = self._c.spawn(exe, argv, spec.env, spec.cwd, self._null, opens, dups)
+        return Spawned(pid, None, None)
 
     def _spawn(self, exe: str, argv: list[str], spec: SpawnSpec) -> Spawned:
         actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
@@ -115,8 +143,9 @@ class Spawner:
         os.set_blocking(master, False)
         return Spawned(pid, master, out_fd)
 
-    def _resolve(self, name: str, env: dict[str, str]) -> str:
-        """execvp's lookup, but in the *task's* PATH (posix_spawnp would use the executor's)."""
+    def _resolve(self, name: str, env: dict[str, str], cwd: str) -> str:
+        """execvp's lookup, but in the *task's* PATH (posix_spawnp would use the executor's);
+        relative entries are looked up in the sandbox ``cwd``, where the child execs."""
         if "/" in name:
             return name
         path = env.get("PATH", _DEFAULT_PATH)
@@ -128,7 +157,8 @@ class Spawner:
         for d in path.split(":"):
             cacheable = cacheable and d.startswith("/")  # relative entries depend on the cwd
             candidate = os.path.join(d or ".", name)
-            if os.access(candidate, os.X_OK) and os.path.isfile(candidate):
+            seen = os.path.join(cwd, candidate)  # = candidate when it is absolute
+            if os.access(seen, os.X_OK) and os.path.isfile(seen):
                 if cacheable:
                     self._which[key] = candidate
                 return candidate
@@ -138,9 +168,11 @@ class Spawner:
 def _diagnose(exc: OSError, name: str, exe: str, spec: SpawnSpec) -> SpawnError:
     """Turn posix_spawn's bare errno into a message naming what failed."""
     err = exc.errno or errno.EIO
-    if not os.path.exists(exe):
+    if not os.path.isdir(spec.cwd):
+        return SpawnError(err, f"sandbox {spec.cwd}: {os.strerror(errno.ENOENT)}")
+    if not os.path.exists(os.path.join(spec.cwd, exe)):
         return SpawnError(err, f"{name}: {os.strerror(errno.ENOENT)}")
-    if err in (errno.EACCES, errno.ENOEXEC) and not os.access(exe, os.X_OK):
+    if err in (errno.EACCES, errno.ENOEXEC) and not os.access(os.path.join(spec.cwd, exe), os.X_OK):
         return SpawnError(err, f"{exe}: permission denied (not executable)")
     for what, path in (("stdout", spec.stdout), ("stderr", spec.stderr)):
         try:

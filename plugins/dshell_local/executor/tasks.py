@@ -78,10 +78,13 @@ class TaskManager:
         self.tasks: dict[str, Task] = {}
         self._children: dict[int, Task] = {}
         self.remover = Remover(cg) if cg else None
-        # v1: tasks are placed and spawned from a thread that is not the memory owner
+        # v1: tasks are placed and spawned from threads that are not the memory owner; two
+        # when the spawner needs no process-wide chdir (see placer.py)
         self._placer = Placer() if cg is not None and not cg.v2 else None
-        if self._placer is not None and cg is not None:
-            cg.use_thread(self._placer.tid)
+        self._second = Placer() if self._placer is not None and spawner.parallel else None
+        for placer in (self._placer, self._second):
+            if placer is not None and cg is not None:
+                cg.use_thread(placer.tid)
         self._exits: list[tuple[Entry, Task]] = []  # exits not yet journaled (flush_exits)
         # Helper children (COMMAND checks, checkrun.py): pid -> called with the wait status.
         self.helpers: dict[int, Callable[[int], None]] = {}
@@ -108,7 +111,7 @@ class TaskManager:
             task = self.tasks[spec.task_id] = Task(rec, cg)
             fresh.append((i, spec, task))
         self._journal.append([Intent(t.rec) for _, _, t in fresh])
-        failed = self._placed(lambda: self._launch(fresh, items))
+        failed = self._place_all(fresh, items)
         entries: list[Entry] = []
         for task in failed:
             if task.cg and self.cg:
@@ -122,6 +125,22 @@ class TaskManager:
         return [
             item or self._existing(spec.task_id) for item, spec in zip(items, specs, strict=True)
         ]
+
+    def _place_all(
+        self, fresh: list[tuple[int, SpawnSpec, Task]], items: list[SpawnItem | None]
+    ) -> list[Task]:
+        """Place and spawn ``fresh``: shared between the two placing threads when there are
+        two (tasks alternately, so both halves keep the request order) and no tty task needs
+        the process-wide chdir; each thread fills its own entries of ``items``."""
+        second = self._second
+        if second is None or len(fresh) < 2 or any(spec.tty for _, spec, _ in fresh):
+            return self._placed(lambda: self._launch(fresh, items))
+        other = second.start(self._at_home(lambda: self._launch(fresh[1::2], items)))
+        try:
+            failed = self._placed(lambda: self._launch(fresh[0::2], items))
+        finally:
+            failed_too: list[Task] = Placer.result(other)
+        return failed + failed_too
 
     def _launch(
         self, fresh: list[tuple[int, SpawnSpec, Task]], items: list[SpawnItem | None]
@@ -185,6 +204,11 @@ class TaskManager:
     def _placed(self, work: Callable[[], T]) -> T:
         """Run ``work`` (it enters cgroups and spawns) on the placing thread when there is one,
         then go home and leave the sandbox (the cwd is the process's)."""
+        then_home = self._at_home(work)
+        return self._placer.call(then_home) if self._placer is not None else then_home()
+
+    def _at_home(self, work: Callable[[], T]) -> Callable[[], T]:
+        """``work``, then back to the thread's own cgroups and out of any sandbox."""
 
         def then_home() -> T:
             try:
@@ -194,7 +218,7 @@ class TaskManager:
                     self.cg.leave()
                 os.chdir("/")
 
-        return self._placer.call(then_home) if self._placer is not None else then_home()
+        return then_home
 
     def _existing(self, task_id: str) -> SpawnItem:
         task = self.tasks.get(task_id)
