@@ -160,7 +160,9 @@ def test_ids_are_unique_and_ordered(engine: EngineClient) -> None:
 
 def test_list_files_of_running_and_finished(engine: EngineClient) -> None:
     task = engine.submit(sh("mkdir -p sub && echo data > sub/f && sleep 300"))[0]
-    wait_until(lambda: Path(engine.get_task(task.id).sandbox or "/nonexistent", "sub/f").exists())
+    # the content, not the file's existence: the shell creates it before it writes "data"
+    box = lambda: Path(engine.get_task(task.id).sandbox or "/nonexistent", "sub/f")  # noqa: E731
+    wait_until(lambda: box().exists() and box().read_bytes() == b"data\n")
     names = {e.name for e in engine.list_files(task.id)}
     assert {"stdout", "stderr", "sub"} <= names
     assert [e.name for e in engine.list_files(task.id, "sub")] == ["f"]
