@@ -91,7 +91,7 @@ class Cgroups:
         self.detail = found.detail
         self._hier: list[Hierarchy] = found.hierarchies
         self.controllers = sorted(c for h in self._hier for c in h.controllers)
-        self._tid = str(os.getpid()).encode()  # the main thread's, until use_thread (v1)
+        self._tid = str(os.getpid()).encode()  # the process's (v2), or its main thread's (v1)
         self._placing: set[int] = set()  # the placing threads (v1): each moves itself ("0")
         self._local = threading.local()  # per thread: whether it sits in a task's groups
         enter_file = "cgroup.procs" if self.v2 else "tasks"
@@ -112,12 +112,12 @@ class Cgroups:
         """Place tasks by moving thread ``tid`` (v1; see :mod:`.placer`; called once per placing
         thread); v2 moves the whole process whatever thread writes, so there the pid stays."""
         if not self.v2:
-            self._tid = str(tid).encode()
             self._placing.add(tid)
 
     def _mover(self) -> bytes:
-        """What the writing thread puts in a v1 ``tasks`` file to move the placing thread: "0"
-        (itself) when it is the placing thread, else that thread's id.
+        """What the writing thread puts in the enter file: "0" (itself) when it is a placing
+        thread (v1), else the process id (v2: the whole process moves; v1 without placing
+        threads: the main thread).
 
         "0" is not a spelling: the kernel moves the writer itself without taking the global
         ``cgroup_threadgroup_rwsem`` for writing (``cgroup_procs_write_start`` takes it for a

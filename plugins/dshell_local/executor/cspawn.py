@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 # glibc's flag values (bits/spawn.h)
 _SETSIGDEF = 0x04
@@ -29,7 +31,9 @@ _SETSID = 0x80
 _OPAQUE = 1024
 
 _c_p = ctypes.c_void_p
-_libc: ctypes.CDLL | None = None
+# os.posix_spawn's file actions: (POSIX_SPAWN_OPEN, fd, path, flags, mode), (POSIX_SPAWN_DUP2,
+# fd, new_fd); POSIX_SPAWN_CLOSE is not used here
+Actions = Sequence[tuple[Any, ...]]
 
 
 def _load() -> ctypes.CDLL | None:
@@ -65,12 +69,14 @@ def _load() -> ctypes.CDLL | None:
     return libc
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    return _load()
+
+
 def available() -> bool:
     """Whether spawning through the C library (with its chdir action) is possible here."""
-    global _libc
-    if _libc is None:
-        _libc = _load()
-    return _libc is not None
+    return _libc() is not None
 
 
 def _sigset(libc: ctypes.CDLL, signals: Iterable[int]) -> ctypes.Array[ctypes.c_char]:
@@ -91,25 +97,19 @@ class Spawner:
     stdin from ``null_fd`` and the child's own cwd; one instance serves every thread."""
 
     def __init__(self, sigdef: Iterable[int]) -> None:
-        if not available():
+        libc = _libc()
+        if libc is None:
             raise OSError("posix_spawn_file_actions_addchdir_np is not available")
-        assert _libc is not None
-        self._libc = _libc
-        self._sigdef = _sigset(_libc, sigdef)
-        self._nomask = _sigset(_libc, ())
+        self._libc = libc
+        self._sigdef = _sigset(libc, sigdef)
+        self._nomask = _sigset(libc, ())
 
     def spawn(
-        self,
-        exe: str,
-        argv: list[str],
-        env: Mapping[str, str],
-        cwd: str,
-        null_fd: int,
-        opens: list[tuple[int, str, int, int]],
-        dups: list[tuple[int, int]],
+        self, exe: str, argv: list[str], env: Mapping[str, str], cwd: str, file_actions: Actions
     ) -> int:
-        """Start ``exe``; ``opens`` are (fd, path, flags, mode) opened in the child after the
-        chdir, then ``dups`` (from, to). Raises OSError with posix_spawn's error."""
+        """Start ``exe`` in ``cwd``; ``file_actions`` as ``os.posix_spawn`` takes them
+        (``POSIX_SPAWN_OPEN`` and ``POSIX_SPAWN_DUP2``), done after the chdir. Raises OSError
+        with posix_spawn's error."""
         libc = self._libc
         actions = ctypes.create_string_buffer(_OPAQUE)
         attr = ctypes.create_string_buffer(_OPAQUE)
@@ -118,14 +118,16 @@ class Spawner:
             _check(libc.posix_spawnattr_init(attr), "posix_spawnattr_init")
             try:
                 _check(libc.posix_spawn_file_actions_addchdir_np(actions, os.fsencode(cwd)), cwd)
-                _check(libc.posix_spawn_file_actions_adddup2(actions, null_fd, 0), "stdin")
-                for fd, path, flags, mode in opens:
-                    rc = libc.posix_spawn_file_actions_addopen(
-                        actions, fd, os.fsencode(path), flags, mode
-                    )
-                    _check(rc, path)
-                for src, dst in dups:
-                    _check(libc.posix_spawn_file_actions_adddup2(actions, src, dst), "dup2")
+                for action in file_actions:
+                    if action[0] == os.POSIX_SPAWN_OPEN:
+                        _, fd, path, oflag, mode = action
+                        rc = libc.posix_spawn_file_actions_addopen(
+                            actions, fd, os.fsencode(path), oflag, mode
+                        )
+                        _check(rc, str(path))
+                    else:  # POSIX_SPAWN_DUP2
+                        _, src, dst = action
+                        _check(libc.posix_spawn_file_actions_adddup2(actions, src, dst), "dup2")
                 flags = _SETSID | _SETSIGDEF | _SETSIGMASK
                 _check(libc.posix_spawnattr_setflags(attr, flags), "posix_spawnattr_setflags")
                 _check(libc.posix_spawnattr_setsigdefault(attr, self._sigdef), "sigdefault")

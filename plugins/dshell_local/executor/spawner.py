@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from . import cspawn
 from .protocol import SpawnSpec
@@ -92,19 +92,9 @@ class Spawner:
             _write_oom_adj(spawned.pid, self._child_oom_adj)
         return spawned
 
-    def _spawn_libc(self, exe: str, argv: list[str], spec: SpawnSpec) -> Spawned:
-        assert self._c is not None
-        opens = [(1, spec.stdout, _OUT_FLAGS, _OUT_MODE)]
-        dups = []
-        if spec.stderr == spec.stdout:
-            dups.append((1, 2))
-        else:
-            opens.append((2, spec.stderr, _OUT_FLAGS, _OUT_MODE))
-        pid = self._c.spawn(exe, argv, spec.env, spec.cwd, self._null, opens, dups)
-        return Spawned(pid, None, None)
-
-    def _spawn(self, exe: str, argv: list[str], spec: SpawnSpec) -> Spawned:
-        actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+    def _stdio(self, spec: SpawnSpec) -> list[tuple[Any, ...]]:
+        """The file actions of a plain task: stdin /dev/null, stdout and stderr appended."""
+        actions: list[tuple[Any, ...]] = [
             (os.POSIX_SPAWN_DUP2, self._null, 0),
             (os.POSIX_SPAWN_OPEN, 1, spec.stdout, _OUT_FLAGS, _OUT_MODE),
         ]
@@ -112,9 +102,18 @@ class Spawner:
             actions.append((os.POSIX_SPAWN_DUP2, 1, 2))
         else:
             actions.append((os.POSIX_SPAWN_OPEN, 2, spec.stderr, _OUT_FLAGS, _OUT_MODE))
+        return actions
+
+    def _spawn_libc(self, exe: str, argv: list[str], spec: SpawnSpec) -> Spawned:
+        assert self._c is not None
+        pid = self._c.spawn(exe, argv, spec.env, spec.cwd, self._stdio(spec))
+        return Spawned(pid, None, None)
+
+    def _spawn(self, exe: str, argv: list[str], spec: SpawnSpec) -> Spawned:
         pid = os.posix_spawn(
-            exe, argv, spec.env, file_actions=actions, setsid=True, setsigdef=_SIGDEF, setsigmask=()
-        )
+            exe, argv, spec.env, file_actions=self._stdio(spec), setsid=True, setsigdef=_SIGDEF,
+            setsigmask=(),
+        )  # fmt: skip
         return Spawned(pid, None, None)
 
     def _spawn_tty(self, exe: str, argv: list[str], spec: SpawnSpec) -> Spawned:
