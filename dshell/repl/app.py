@@ -169,7 +169,10 @@ class Repl:
     def _invalidate(self) -> None:
         """Redraw the toolbar (called from the refresher's threads; invalidate is thread-safe)."""
         if self.prompt is not None:
-            self.prompt.app.invalidate()
+            try:
+                self.prompt.app.invalidate()
+            except RuntimeError:  # the prompt's event loop ended between its check and ours
+                pass
 
     def history_lines(self) -> list[str]:
         from .history import lines
