@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fcntl
+import gc
 import hashlib
 import logging
 import logging.handlers
@@ -126,7 +127,12 @@ class Daemon:
         listeners = Listeners(app)
         await listeners.start(self.socket_path, self._tcp(), self._tls())
         log.info("engine %s listening on %s (pid %d)", __version__, self.socket_path, os.getpid())
-        gc = asyncio.gather(
+        # What start-up made (modules, the web app, recovered records) lives as long as the
+        # engine: frozen, the cycle collector no longer walks it. Its full collections had
+        # stalled the loop ~40 ms at the start of every burst of 1,000 launches (the burst's
+        # new objects trigger them); 55 -> 10 ms of collection per burst, measured.
+        gc.freeze()
+        background = asyncio.gather(
             self._gc_loop(engine),
             self._sample_loop(engine, sampler),
             self._socket_watch(listeners),
@@ -140,7 +146,7 @@ class Daemon:
         await maint.close()
         if services.announcer is not None:
             await services.announcer.close()  # its ephemeral members go with the session
-        await self._shutdown(engine, executor, store, listeners, gc)
+        await self._shutdown(engine, executor, store, listeners, background)
 
     def _check_protocol(self) -> None:
         """An executor started by an older dshell outlives upgrades (it holds the tasks): say
@@ -175,13 +181,13 @@ class Daemon:
         executor: ExecutorPort,
         store: Store,
         listeners: Listeners,
-        gc: asyncio.Future[Any],
+        background: asyncio.Future[Any],
     ) -> None:
         log.info("stopping (kill_tasks=%s)", self.kill_tasks)
         if self.kill_tasks:
             await engine.kill_all()
-        gc.cancel()
-        await asyncio.gather(gc, return_exceptions=True)
+        background.cancel()
+        await asyncio.gather(background, return_exceptions=True)
         await store.commit()
         if self.socket_path.exists():
             self.socket_path.unlink()

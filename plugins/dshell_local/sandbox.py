@@ -92,6 +92,17 @@ class Sandboxes:
 
     # ---- spares -----------------------------------------------------------------------------
 
+    def take_spare(self, task_id: str) -> bool:
+        """Rename a spare into the task's sandbox (no work directory): True when done, False
+        when there is none (or the sandbox exists): then :meth:`create` makes it. Cheap (a
+        rename and three utimes, ~60 µs): the engine calls it on its loop, since in a
+        file-system thread each system call waits for the GIL, which a loop busy preparing a
+        burst hands over only every switch interval (5 ms): 8 spares took 50 ms that way."""
+        try:
+            return self._take_spare(self.path(task_id))
+        except OSError:
+            return False
+
     def _take_spare(self, path: Path) -> bool:
         """Rename a spare into ``path``; False when there is none, or ``path`` exists (a
         relaunch keeps its sandbox: the spare stays for another task)."""

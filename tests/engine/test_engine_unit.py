@@ -15,6 +15,7 @@ from dshell_local.config import AgentConfig, FileConfig, RoleConfig
 from dshell_local.engine import Engine
 from dshell_local.sandbox import Sandboxes
 from dshell_local.state import Store
+from dshell_local.tasks import TaskRecord
 
 from .fakeexec import FakeExecutor
 
@@ -163,6 +164,47 @@ def test_signal_while_the_spawn_answer_is_in_flight(tmp_path: Path) -> None:
         assert fake.signals == [(task.id, 15)]
         ended = await eng.wait(task.id, 10)
         assert ended.signal == 15
+        await eng.close()
+        await fake.close()
+
+    run(body)
+
+
+def test_a_burst_launches_batch_by_batch_and_skips_a_task_killed_before_its_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cycle's grants are prepared and launched a batch per loop pass (the first batch is
+    under way before the next is prepared); a granted task killed before its batch's turn is
+    not launched, and its resources are back."""
+    import dshell_local.engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "LAUNCH_BATCH", 2)
+
+    async def body() -> None:
+        fake = FakeExecutor()
+        eng = make_engine(tmp_path, fake, [AgentConfig(id="a1", cpus=4, mem=400, disk=100)])
+        await start(eng)
+        batches: list[list[str]] = []
+        launch = eng.launch
+
+        async def watched(recs: list[TaskRecord]) -> None:
+            batches.append([r.task.id for r in recs])
+            if len(batches) == 1:  # the first batch starts before the others are prepared
+                later = [i for i, r in eng.records.items() if r.task.state is TaskState.STAGING]
+                assert len(later) == 2
+                assert eng.allocator.agents["a1"].free().cpus == 0  # yet all four are granted
+                assert (await eng.kill(later[-1])).state is TaskState.KILLED
+            await launch(recs)
+
+        eng.launch = watched  # type: ignore[method-assign]
+        tasks, _ = await eng.submit(spec("/bin/true", resources=Resources(cpus=1), instances=4))
+        for t in tasks[:3]:
+            assert (await eng.wait(t.id, 10)).state is TaskState.FINISHED
+        ids = [t.id for t in tasks]
+        assert batches == [ids[:2], ids[2:3]]
+        assert set(fake.spawns) == set(ids[:3])
+        assert eng.get(ids[3]).state is TaskState.KILLED
+        assert eng.allocator.agents["a1"].free().cpus == 4
         await eng.close()
         await fake.close()
 

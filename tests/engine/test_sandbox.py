@@ -154,6 +154,20 @@ def test_spares_become_sandboxes_and_are_made_again(tmp_path: Path) -> None:
     assert boxes.refill() == 1 and len(list(spares_dir.iterdir())) == 3
 
 
+def test_take_spare_renames_one_or_says_there_is_none(tmp_path: Path) -> None:
+    """What the engine's loop calls before handing the rest to its file-system threads."""
+    boxes = Sandboxes(tmp_path / "sandboxes", spares=2)
+    assert boxes.take_spare("t.0") is False  # none made yet
+    assert boxes.refill() == 2
+    assert boxes.take_spare("t.1") is True
+    assert sorted(os.listdir(boxes.path("t.1"))) == ["stderr", "stdout"]
+    (boxes.path("t.1") / "stdout").write_text("ran\n")
+    assert boxes.take_spare("t.1") is False  # a relaunch keeps its sandbox
+    assert (boxes.path("t.1") / "stdout").read_text() == "ran\n"
+    assert boxes.spare_count() == 1
+    assert boxes.take_spare("t.2") is True and boxes.take_spare("t.3") is False
+
+
 def test_spares_left_by_an_engine_are_kept_only_as_new(tmp_path: Path) -> None:
     Sandboxes(tmp_path / "sandboxes", spares=4).refill()
     spares_dir = tmp_path / "sandbox-spares"

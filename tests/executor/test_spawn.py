@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dshell_local.executor.protocol import encode_request
+from dshell_local.executor.server import ROUND_SPAWNS
 from dshell_local.executor.sync_client import ExecutorCallError
 
 from .conftest import PATH, Executor
@@ -189,3 +191,38 @@ def test_workdir_is_the_cwd_inside_the_sandbox(any_executor: Executor) -> None:
     assert ex.read("wd").strip() == work
     assert sorted(os.listdir(sb)) == ["stderr", "stdout", "work"]
     assert os.listdir(work) == []
+
+
+def test_a_burst_is_spawned_in_rounds_with_exits_sent_between(any_executor: Executor) -> None:
+    """Three batches of 100 read at once are spawned in rounds of at most ROUND_SPAWNS tasks,
+    and the exits reaped between rounds go out before the next round: the engine hears of
+    the first batch's ends before the third batch is spawned (until 2026-11-26 all three
+    were one round, and every exit came after the last reply)."""
+    ex = any_executor
+    c = ex.client
+    assert c is not None and 100 < ROUND_SPAWNS < 200
+    batches = [[ex.spec(f"r{b}-{i}", ["/bin/true"]) for i in range(100)] for b in range(3)]
+    first = {s["task_id"] for s in batches[0]}
+    c._sock.sendall(
+        b"".join(
+            encode_request(900 + b, "spawn_batch", {"tasks": t}) for b, t in enumerate(batches)
+        )
+    )
+    order: list[str] = []  # "reply <id>" / "exit <task id>", as they arrive
+    buf = b""
+    while sum(x.startswith("reply") for x in order) < 3:
+        c._sock.settimeout(30)
+        data = c._sock.recv(1 << 20)
+        assert data, "the executor closed the connection"
+        buf += data
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            msg = json.loads(line)
+            if "event" in msg:
+                order.append(f"exit {msg['task_id']}")
+            else:
+                assert msg["id"] in (900, 901, 902) and all(r["ok"] for r in msg["results"])
+                order.append(f"reply {msg['id']}")
+    assert [x for x in order if x.startswith("reply")] == ["reply 900", "reply 901", "reply 902"]
+    third = order.index("reply 902")
+    assert any(x.startswith("exit ") and x[5:] in first for x in order[:third]), order[:5]

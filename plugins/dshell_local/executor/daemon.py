@@ -305,7 +305,7 @@ def _main_loop(loop: Loop, server: Server, mgr: TaskManager) -> None:
         if wait is not None and wait <= 0:
             log.info("idle for the configured time: exiting")
             return
-        loop.run_once(wait)
+        loop.run_once(0.0 if server.spawns_waiting() else wait)
         server.end_of_round()
 
 

@@ -1,9 +1,10 @@
 """The executor's socket server: connections, request dispatch, spawn batching, idle exit.
 
 Spawn requests are not executed as they are parsed: every ``spawn``/``spawn_batch`` read in one
-loop round is queued and run as one batch at the end of the round (or before any other request,
-to keep each connection's order). A pipelining engine thus gets one journal write and one trip
-home from the task cgroups per burst instead of per task.
+loop round is queued and run as one batch at the end of the round, up to ``ROUND_SPAWNS`` tasks
+(the rest in the next rounds, between which exits are reaped and sent), or all of them before
+any other request, to keep each connection's order. A pipelining engine thus gets one journal
+write and one trip home from the task cgroups per round of spawns instead of per task.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ log = logging.getLogger("dshell.executor")
 
 _RECV = 256 * 1024
 _MAX_BACKLOG = 64 * 1024 * 1024  # unsent bytes to one client before it is dropped
+ROUND_SPAWNS = 128  # tasks spawned per loop round at most (see Server.end_of_round)
 
 
 class Conn:
@@ -236,11 +238,20 @@ class Server:
             return None
         raise ProtocolError(INTERNAL, f"op {op} has no handler")
 
-    def run_spawns(self) -> None:
-        """Execute the queued spawn requests as one batch and queue their replies."""
+    def run_spawns(self, limit: int | None = None) -> None:
+        """Execute the queued spawn requests as one batch and queue their replies; with
+        ``limit``, only the first requests holding up to ``limit`` tasks (one at least): the
+        others wait for the next round."""
         if not self._spawns:
             return
-        queued, self._spawns = self._spawns, []
+        take, tasks = len(self._spawns), 0
+        if limit is not None:
+            for i, (_, _, batch, _) in enumerate(self._spawns):
+                if i and tasks + len(batch) > limit:
+                    take = i
+                    break
+                tasks += len(batch)
+        queued, self._spawns = self._spawns[:take], self._spawns[take:]
         specs = [s for _, _, batch, _ in queued for s in batch]
         items = iter(self.mgr.spawn_many(specs))
         for conn, req_id, batch, is_batch in queued:
@@ -253,9 +264,26 @@ class Server:
     # ------------------------------------------------------------ loop
 
     def end_of_round(self) -> None:
-        """Run batched spawns and send everything queued (called after each loop round)."""
-        self.run_spawns()
+        """Send what is queued (the exits reaped this round first), then run the batched
+        spawns, up to ``ROUND_SPAWNS`` tasks, and send their replies (called after each loop
+        round).
+
+        The main thread waits while the placing threads spawn, so exits reaped before a round
+        of spawns and sent only after it (as until 2026-11-26) reached the engine a whole
+        round late, and a burst's requests, all read in one round, made one long round: the
+        engine had nothing to do meanwhile, and the burst's last exits waited for its last
+        spawns."""
         self.mgr.flush_exits()
+        self._flush_all()
+        self.run_spawns(ROUND_SPAWNS)
+        self.mgr.flush_exits()
+        self._flush_all()
+
+    def spawns_waiting(self) -> bool:
+        """Whether spawn requests wait for the next round (the loop must not sleep)."""
+        return bool(self._spawns)
+
+    def _flush_all(self) -> None:
         for conn in list(self._dirty):
             self._flush(conn)
         self._dirty.clear()
