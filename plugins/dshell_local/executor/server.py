@@ -50,6 +50,7 @@ log = logging.getLogger("dshell.executor")
 _RECV = 256 * 1024
 _MAX_BACKLOG = 64 * 1024 * 1024  # unsent bytes to one client before it is dropped
 ROUND_SPAWNS = 128  # tasks spawned per loop round at most (see Server.end_of_round)
+EARLY_FLUSH = 32  # a round of this many tasks or more (~30 ms) does not hold back the exits
 
 
 class Conn:
@@ -264,17 +265,19 @@ class Server:
     # ------------------------------------------------------------ loop
 
     def end_of_round(self) -> None:
-        """Send what is queued (the exits reaped this round first), then run the batched
-        spawns, up to ``ROUND_SPAWNS`` tasks, and send their replies (called after each loop
-        round).
+        """Run the batched spawns, up to ``ROUND_SPAWNS`` tasks, and send everything queued
+        (called after each loop round); before a long round (``EARLY_FLUSH`` tasks or more),
+        send the exits reaped this round first.
 
         The main thread waits while the placing threads spawn, so exits reaped before a round
         of spawns and sent only after it (as until 2026-11-26) reached the engine a whole
         round late, and a burst's requests, all read in one round, made one long round: the
         engine had nothing to do meanwhile, and the burst's last exits waited for its last
-        spawns."""
-        self.mgr.flush_exits()
-        self._flush_all()
+        spawns. Before a short round the exits wait for it: a few milliseconds, and they go
+        out together with the next ones (fewer, larger messages, commits and acks)."""
+        if sum(len(batch) for _, _, batch, _ in self._spawns) >= EARLY_FLUSH:
+            self.mgr.flush_exits()
+            self._flush_all()
         self.run_spawns(ROUND_SPAWNS)
         self.mgr.flush_exits()
         self._flush_all()
