@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import signal as signals
-import time
 
 import msgspec
 from dshell.model import Constraint, StateChange, Task, TaskState
+
+from .executor.procfs import now_rfc3339 as utcnow  # the engine's timestamps: the same text
 
 log = logging.getLogger(__name__)
 
@@ -93,22 +94,6 @@ class TaskRecord:
         self.task = task
         self.rt = rt
         self.summary = b""
-
-
-_SECOND: tuple[int, str] = (-1, "")  # the last second utcnow formatted, and its text
-
-
-def utcnow() -> str:
-    """Now as ``2026-11-26T09:59:00.330592Z``: what ``datetime.isoformat`` prints, in a third of
-    its time (the date and time are formatted once per second; a task's launch and end take
-    seven timestamps)."""
-    global _SECOND
-    micros = time.time_ns() // 1000
-    second, fraction = divmod(micros, 1_000_000)
-    cached = _SECOND
-    if cached[0] != second:
-        cached = _SECOND = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    return f"{cached[1]}.{fraction:06d}Z"
 
 
 def transition(

@@ -417,8 +417,7 @@ class SwapCheck:
         if now >= self._next:
             self._next = now + self._every
             try:
-                with open(self._path, "rb") as f:
-                    self._on = len(f.read().strip().split(b"\n")) > 1  # a header, then devices
+                self._on = len(_read(self._path).strip().split(b"\n")) > 1  # a header, devices
             except OSError:
                 self._on = True
         return self._on

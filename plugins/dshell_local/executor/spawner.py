@@ -169,9 +169,10 @@ def _diagnose(exc: OSError, name: str, exe: str, spec: SpawnSpec) -> SpawnError:
     err = exc.errno or errno.EIO
     if not os.path.isdir(spec.cwd):
         return SpawnError(err, f"sandbox {spec.cwd}: {os.strerror(errno.ENOENT)}")
-    if not os.path.exists(os.path.join(spec.cwd, exe)):
+    seen = os.path.join(spec.cwd, exe)  # = exe when it is absolute
+    if not os.path.exists(seen):
         return SpawnError(err, f"{name}: {os.strerror(errno.ENOENT)}")
-    if err in (errno.EACCES, errno.ENOEXEC) and not os.access(os.path.join(spec.cwd, exe), os.X_OK):
+    if err in (errno.EACCES, errno.ENOEXEC) and not os.access(seen, os.X_OK):
         return SpawnError(err, f"{exe}: permission denied (not executable)")
     for what, path in (("stdout", spec.stdout), ("stderr", spec.stderr)):
         try:
